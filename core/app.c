@@ -1,0 +1,147 @@
+#include "app.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "handlers.h"
+
+/* The service's surface.  A new endpoint is a row here and one handler. */
+static const struct route app_routes[] = {
+    {"GET", "/", "GET /", (void (*)(void))handle_service_info},
+    {"GET", "/openapi.json", "GET /openapi.json", (void (*)(void))handle_openapi},
+    {"GET", "/healthz", "GET /healthz", (void (*)(void))handle_healthz},
+    {"GET", "/readyz", "GET /readyz", (void (*)(void))handle_readyz},
+    {"POST", "/orders", "POST /orders", (void (*)(void))handle_order_create},
+    {"GET", "/orders", "GET /orders", (void (*)(void))handle_order_list},
+    {"GET", "/orders/{id}", "GET /orders/{id}", (void (*)(void))handle_order_get},
+    {"PATCH", "/orders/{id}", "PATCH /orders/{id}", (void (*)(void))handle_order_update},
+};
+
+static char *app_render_service_info(void)
+{
+    cJSON *info = cJSON_CreateObject();
+    cJSON *links = cJSON_CreateObject();
+    char *text = NULL;
+    if (info != NULL && links != NULL &&
+        cJSON_AddStringToObject(info, "name", "orders") != NULL &&
+        cJSON_AddStringToObject(info, "version", ORDERS_VERSION) != NULL &&
+        cJSON_AddStringToObject(info, "description",
+                                "Orders API: create, read, list and move orders "
+                                "through pending, paid, shipped, delivered.") != NULL &&
+        cJSON_AddStringToObject(links, "openapi", "/openapi.json") != NULL &&
+        cJSON_AddStringToObject(links, "health", "/healthz") != NULL &&
+        cJSON_AddStringToObject(links, "ready", "/readyz") != NULL &&
+        cJSON_AddStringToObject(links, "orders", "/orders") != NULL &&
+        cJSON_AddItemToObject(info, "links", links)) {
+        links = NULL;
+        text = cJSON_PrintUnformatted(info);
+    }
+    cJSON_Delete(links);
+    cJSON_Delete(info);
+    return text;
+}
+
+int app_init(struct app *app, const struct config *cfg, struct store *store,
+             char *err, size_t errlen)
+{
+    memset(app, 0, sizeof *app);
+    app->cfg = cfg;
+    app->store = store;
+    app->log.level = cfg->log_level;
+    app->log.fd = 2;
+    struct auth_settings settings = {
+        .secret = cfg->jwt_secret,
+        .secret_len = cfg->jwt_secret_len,
+        .algorithm = cfg->jwt_algorithm,
+        .issuer = cfg->jwt_issuer,
+        .audience = cfg->jwt_audience,
+        .leeway_seconds = AUTH_LEEWAY_SECONDS,
+    };
+    app->auth = auth_verifier_new(&settings, err, errlen);
+    if (app->auth == NULL)
+        return -1;
+    app->service_info = app_render_service_info();
+    if (app->service_info == NULL) {
+        snprintf(err, errlen, "out of memory");
+        app_free(app);
+        return -1;
+    }
+    app->service_info_len = strlen(app->service_info);
+    return 0;
+}
+
+void app_free(struct app *app)
+{
+    auth_verifier_free(app->auth);
+    free(app->service_info);
+    app->auth = NULL;
+    app->service_info = NULL;
+}
+
+static void app_log_access(struct app *app, const struct call *call,
+                           const struct response *res, const char *route,
+                           double started_ms)
+{
+    enum log_level level = res->status >= 500 ? LOG_ERROR : LOG_INFO;
+    const struct request *req = call->req;
+    struct log_field fields[] = {
+        LOG_STR("method", req->method),
+        LOG_STR("path", req->path),
+        LOG_STR("route", route),
+        LOG_INT("status", res->status),
+        LOG_DBL("duration_ms", clock_monotonic_ms() - started_ms),
+        LOG_STR("request_id", req->request_id ? req->request_id : ""),
+        LOG_STR("sub", call->principal.sub),
+    };
+    log_emit(&app->log, level, &call->trace, "request",
+             fields, (int)(sizeof fields / sizeof fields[0]));
+}
+
+void app_handle(struct app *app, const struct request *req,
+                struct response *res)
+{
+    double started = clock_monotonic_ms();
+    struct call call;
+    memset(&call, 0, sizeof call);
+    call.req = req;
+    call.param = "";
+    if (trace_begin(req->traceparent, &call.trace) != 0) {
+        /* No randomness from the kernel: serve without a trace id rather
+         * than fail the request. */
+        memset(&call.trace, 0, sizeof call.trace);
+    }
+    trace_format_traceparent(&call.trace, call.traceparent);
+
+    const struct route *route = NULL;
+    struct route_match_params params;
+    char allow[64];
+    const char *route_name = "unmatched";
+    switch (router_match(app_routes, sizeof app_routes / sizeof app_routes[0],
+                         req->method, req->path, &route, &params, allow,
+                         sizeof allow)) {
+    case ROUTE_FOUND:
+        call.param = params.param;
+        route_name = route->name;
+        if (req->body_too_large)
+            handler_problem(&call, res, PROBLEM_PAYLOAD_TOO_LARGE,
+                            "request body must not exceed 65536 bytes");
+        else
+            ((handler_fn)route->handler)(app, &call, res);
+        break;
+    case ROUTE_METHOD_NOT_ALLOWED:
+        if (response_add_header(res, "Allow", allow) != 0) {
+            handler_problem(&call, res, PROBLEM_INTERNAL, NULL);
+            break;
+        }
+        handler_problem(&call, res, PROBLEM_METHOD_NOT_ALLOWED,
+                        "this resource does not support the method");
+        break;
+    case ROUTE_NOT_FOUND:
+        handler_problem(&call, res, PROBLEM_NOT_FOUND, "no such resource");
+        break;
+    }
+    app_log_access(app, &call, res, route_name, started);
+}

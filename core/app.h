@@ -1,0 +1,38 @@
+/*
+ * app.h - the service: a request in, a response out.
+ *
+ * The adapter (fcgi/) builds one app per worker process at start and calls
+ * app_handle() for each request.  Everything between, routing, auth, the
+ * handlers, storage, problem documents and the access log, lives in core/
+ * and never sees FastCGI, so it is tested without nginx.
+ */
+#ifndef ORDERS_APP_H
+#define ORDERS_APP_H
+
+#include "auth.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "store.h"
+
+struct app {
+    const struct config *cfg;
+    struct store *store;
+    struct auth_verifier *auth;
+    struct logger log;
+    char *service_info; /* GET / body, rendered once */
+    size_t service_info_len;
+};
+
+/* Builds the app around an open, migrated store (not owned).  Returns 0, or
+ * -1 with a message in err. */
+int app_init(struct app *app, const struct config *cfg, struct store *store,
+             char *err, size_t errlen);
+void app_free(struct app *app);
+
+/* Fills res (initialised by the caller with response_init) for req and
+ * writes the access log line. */
+void app_handle(struct app *app, const struct request *req,
+                struct response *res);
+
+#endif

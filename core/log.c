@@ -1,0 +1,158 @@
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "trace.h"
+
+#define LOG_LINE_MAX 4096
+
+static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
+
+const char *log_level_name(enum log_level level)
+{
+    return (unsigned)level < 4 ? log_level_names[level] : "info";
+}
+
+bool log_level_parse(const char *s, enum log_level *out)
+{
+    if (s == NULL)
+        return false;
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(s, log_level_names[i]) == 0) {
+            *out = (enum log_level)i;
+            return true;
+        }
+    }
+    if (strcasecmp(s, "warning") == 0) {
+        *out = LOG_WARN;
+        return true;
+    }
+    return false;
+}
+
+/* A bounded writer: once the line would overflow, everything after is
+ * dropped and the line is reported as not fitting. */
+struct log_buf {
+    char *p;
+    int len, cap;
+    bool overflow;
+};
+
+static void log_put(struct log_buf *b, const char *s, int n)
+{
+    if (b->overflow || b->len + n >= b->cap) {
+        b->overflow = true;
+        return;
+    }
+    memcpy(b->p + b->len, s, (size_t)n);
+    b->len += n;
+}
+
+static void log_puts(struct log_buf *b, const char *s) { log_put(b, s, (int)strlen(s)); }
+
+/* JSON string escaping (RFC 8259, section 7).  Bytes >= 0x80 are copied: the
+ * strings we log are UTF-8 already validated by cJSON or our own parsers. */
+static void log_put_json_string(struct log_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    log_put(b, "\"", 1);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        char esc[7];
+        switch (*c) {
+        case '"': log_put(b, "\\\"", 2); break;
+        case '\\': log_put(b, "\\\\", 2); break;
+        case '\n': log_put(b, "\\n", 2); break;
+        case '\r': log_put(b, "\\r", 2); break;
+        case '\t': log_put(b, "\\t", 2); break;
+        default:
+            if (*c < 0x20 || *c == 0x7f) {
+                memcpy(esc, "\\u00", 4);
+                esc[4] = hex[*c >> 4];
+                esc[5] = hex[*c & 15];
+                log_put(b, esc, 6);
+            } else {
+                log_put(b, (const char *)c, 1);
+            }
+        }
+    }
+    log_put(b, "\"", 1);
+}
+
+static void log_put_field(struct log_buf *b, const struct log_field *f)
+{
+    char num[64];
+    log_put(b, ",", 1);
+    log_put_json_string(b, f->key);
+    log_put(b, ":", 1);
+    switch (f->kind) {
+    case LOG_FIELD_STR:
+        if (f->str == NULL)
+            log_puts(b, "null");
+        else
+            log_put_json_string(b, f->str);
+        break;
+    case LOG_FIELD_INT:
+        snprintf(num, sizeof num, "%lld", f->num);
+        log_puts(b, num);
+        break;
+    case LOG_FIELD_DOUBLE:
+        snprintf(num, sizeof num, "%.3f", f->dbl);
+        log_puts(b, num);
+        break;
+    }
+}
+
+int log_format(char *buf, int buflen, enum log_level level,
+               const struct trace_context *tc, const char *message,
+               const struct log_field *fields, int field_count,
+               long long now_ms)
+{
+    struct log_buf b = {buf, 0, buflen, false};
+    char ts[CLOCK_RFC3339_LEN + 1];
+    if (clock_format_rfc3339(now_ms, ts) != 0)
+        strcpy(ts, "1970-01-01T00:00:00.000Z");
+    log_puts(&b, "{\"timestamp\":\"");
+    log_puts(&b, ts);
+    log_puts(&b, "\",\"level\":\"");
+    log_puts(&b, log_level_name(level));
+    log_puts(&b, "\",\"service\":\"orders\",\"trace_id\":");
+    log_put_json_string(&b, tc ? tc->trace_id : "");
+    log_puts(&b, ",\"span_id\":");
+    log_put_json_string(&b, tc ? tc->span_id : "");
+    log_puts(&b, ",\"message\":");
+    log_put_json_string(&b, message);
+    for (int i = 0; i < field_count; i++)
+        log_put_field(&b, &fields[i]);
+    log_puts(&b, "}\n");
+    if (b.overflow)
+        return -1;
+    buf[b.len] = '\0';
+    return b.len;
+}
+
+void log_emit(const struct logger *lg, enum log_level level,
+              const struct trace_context *tc, const char *message,
+              const struct log_field *fields, int field_count)
+{
+    if (lg == NULL || level < lg->level)
+        return;
+    char line[LOG_LINE_MAX];
+    int n = log_format(line, sizeof line, level, tc, message, fields,
+                       field_count, clock_now_ms());
+    if (n < 0) /* too long: keep the envelope, drop the fields */
+        n = log_format(line, sizeof line, level, tc, message, NULL, 0,
+                       clock_now_ms());
+    if (n < 0)
+        return;
+    /* One write per line; a short write or EINTR loses at most this line,
+     * and logging must never take the request down with it. */
+    ssize_t w;
+    do {
+        w = write(lg->fd, line, (size_t)n);
+    } while (w < 0 && errno == EINTR);
+}

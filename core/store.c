@@ -1,0 +1,473 @@
+#include "store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "embedded.h"
+
+/* Prepared once per process: parsing SQL on every request costs more than
+ * running it. */
+enum store_stmt {
+    STMT_BEGIN_IMMEDIATE,
+    STMT_BEGIN_READ,
+    STMT_COMMIT,
+    STMT_ROLLBACK,
+    STMT_ORDER_INSERT,
+    STMT_ORDER_GET,
+    STMT_ORDER_SET_STATUS,
+    STMT_ORDER_PAGE,
+    STMT_ORDER_TOTAL,
+    STMT_EVENT_INSERT,
+    STMT_COUNT
+};
+
+static const char *const store_sql[STMT_COUNT] = {
+    [STMT_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
+    [STMT_BEGIN_READ] = "BEGIN",
+    [STMT_COMMIT] = "COMMIT",
+    [STMT_ROLLBACK] = "ROLLBACK",
+    [STMT_ORDER_INSERT] =
+        "INSERT INTO orders (id, customer_id, items, status, created_at, updated_at)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+    [STMT_ORDER_GET] =
+        "SELECT id, customer_id, items, status, created_at, updated_at"
+        " FROM orders WHERE id = ?1",
+    /* Conditional on the status read in the same transaction: even if the
+     * lock discipline were ever loosened, a stale read cannot win. */
+    [STMT_ORDER_SET_STATUS] =
+        "UPDATE orders SET status = ?1, updated_at = ?2"
+        " WHERE id = ?3 AND status = ?4",
+    [STMT_ORDER_PAGE] =
+        "SELECT id, customer_id, items, status, created_at, updated_at"
+        " FROM orders ORDER BY created_at DESC, id DESC LIMIT ?1 OFFSET ?2",
+    [STMT_ORDER_TOTAL] = "SELECT total FROM order_count WHERE singleton = 1",
+    [STMT_EVENT_INSERT] =
+        "INSERT INTO events (id, type, source, subject, time, traceparent, data,"
+        " committed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+};
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[STMT_COUNT];
+};
+
+static enum store_status store_status_of(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return STORE_OK;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return STORE_BUSY;
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+        return STORE_FULL;
+    default:
+        return STORE_ERROR;
+    }
+}
+
+const char *store_last_error(const struct store *st)
+{
+    return st && st->db ? sqlite3_errmsg(st->db) : "no database";
+}
+
+/* Runs a statement without results to its end and resets it. */
+static int store_step_done(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int store_exec(struct store *st, const char *sql)
+{
+    return sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+}
+
+struct store *store_open(const char *path, bool synchronous_full, char *err,
+                         size_t errlen)
+{
+    struct store *st = calloc(1, sizeof *st);
+    if (st == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    int rc = sqlite3_open_v2(path, &st->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                 SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+    /* WAL: readers never wait for the writer, and a commit is one append.
+     * synchronous=FULL syncs the WAL on every commit, so an acknowledged
+     * order survives a power cut; NORMAL syncs only at checkpoints. */
+    if (rc == SQLITE_OK)
+        rc = store_exec(st, "PRAGMA journal_mode=WAL");
+    if (rc == SQLITE_OK)
+        rc = store_exec(st, synchronous_full ? "PRAGMA synchronous=FULL"
+                                             : "PRAGMA synchronous=NORMAL");
+    if (rc == SQLITE_OK)
+        rc = store_exec(st, "PRAGMA foreign_keys=ON");
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path,
+                 st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        store_close(st);
+        return NULL;
+    }
+    return st;
+}
+
+void store_close(struct store *st)
+{
+    if (st == NULL)
+        return;
+    for (int i = 0; i < STMT_COUNT; i++)
+        sqlite3_finalize(st->stmt[i]);
+    sqlite3_close(st->db);
+    free(st);
+}
+
+/* "001_orders.sql" -> 1 */
+static int migration_version(const char *name)
+{
+    return atoi(name);
+}
+
+int store_schema_latest(void)
+{
+    return migration_version(embedded_migrations[embedded_migrations_count - 1].name);
+}
+
+static int store_migration_applied(struct store *st, int version, bool *applied)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(st->db,
+                                "SELECT 1 FROM schema_migrations WHERE version = ?1",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int(s, 1, version);
+    rc = sqlite3_step(s);
+    *applied = rc == SQLITE_ROW;
+    sqlite3_finalize(s);
+    return (rc == SQLITE_ROW || rc == SQLITE_DONE) ? SQLITE_OK : rc;
+}
+
+static int store_record_migration(struct store *st, int version, const char *name)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(st->db,
+                                "INSERT INTO schema_migrations (version, name, applied_at)"
+                                " VALUES (?1, ?2, ?3)",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int(s, 1, version);
+    sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, clock_now_ms());
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* One migration, one IMMEDIATE transaction: the first worker to take the
+ * write lock applies it; the others wait on the lock, then find it
+ * recorded and skip it. */
+static int store_apply_migration(struct store *st, const struct embedded_file *m)
+{
+    int version = migration_version(m->name);
+    bool applied = false;
+    int rc = store_exec(st, "BEGIN IMMEDIATE");
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = store_exec(st, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                        " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                        " applied_at INTEGER NOT NULL)");
+    if (rc == SQLITE_OK)
+        rc = store_migration_applied(st, version, &applied);
+    if (rc == SQLITE_OK && !applied)
+        rc = store_exec(st, (const char *)m->data);
+    if (rc == SQLITE_OK && !applied)
+        rc = store_record_migration(st, version, m->name);
+    if (rc == SQLITE_OK)
+        rc = store_exec(st, "COMMIT");
+    if (rc != SQLITE_OK)
+        store_exec(st, "ROLLBACK");
+    return rc;
+}
+
+static int store_prepare_all(struct store *st)
+{
+    for (int i = 0; i < STMT_COUNT; i++) {
+        if (st->stmt[i] != NULL)
+            continue;
+        int rc = sqlite3_prepare_v3(st->db, store_sql[i], -1,
+                                    SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
+enum store_status store_migrate(struct store *st, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < embedded_migrations_count; i++) {
+        int rc = store_apply_migration(st, &embedded_migrations[i]);
+        if (rc != SQLITE_OK) {
+            snprintf(err, errlen, "migration %s: %s", embedded_migrations[i].name,
+                     sqlite3_errmsg(st->db));
+            return store_status_of(rc);
+        }
+    }
+    int rc = store_prepare_all(st);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "prepare: %s", sqlite3_errmsg(st->db));
+        return store_status_of(rc);
+    }
+    return STORE_OK;
+}
+
+enum store_status store_schema_version(struct store *st, int *applied)
+{
+    sqlite3_stmt *s;
+    *applied = 0;
+    int rc = sqlite3_prepare_v2(st->db, "SELECT max(version) FROM schema_migrations",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return store_status_of(rc);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *applied = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return store_status_of(rc);
+}
+
+static enum store_status store_rollback(struct store *st, enum store_status why)
+{
+    /* After SQLITE_FULL or an I/O error SQLite may already have rolled the
+     * transaction back; a failing ROLLBACK then changes nothing. */
+    if (!sqlite3_get_autocommit(st->db))
+        store_step_done(st->stmt[STMT_ROLLBACK]);
+    return why;
+}
+
+static int store_insert_event(struct store *st, const struct event_row *ev)
+{
+    sqlite3_stmt *s = st->stmt[STMT_EVENT_INSERT];
+    sqlite3_bind_text(s, 1, ev->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, ev->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, ev->source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, ev->subject, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, ev->time, -1, SQLITE_STATIC);
+    if (ev->traceparent != NULL)
+        sqlite3_bind_text(s, 6, ev->traceparent, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 6);
+    sqlite3_bind_text(s, 7, ev->data, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 8, ev->committed_ms);
+    return store_step_done(s);
+}
+
+static int store_insert_order(struct store *st, const struct order *o)
+{
+    sqlite3_stmt *s = st->stmt[STMT_ORDER_INSERT];
+    sqlite3_bind_text(s, 1, o->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, o->customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, o->items_json, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, order_status_name(o->status), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, o->created_ms);
+    return store_step_done(s);
+}
+
+/* Writes the order and its event inside an open transaction, then commits. */
+static enum store_status store_commit_with_event(struct store *st, int rc,
+                                                 const struct order *o,
+                                                 const enum order_status *previous,
+                                                 const struct event_meta *meta)
+{
+    struct event_row ev;
+    if (rc != SQLITE_OK)
+        return store_rollback(st, store_status_of(rc));
+    if (event_build(&ev, o, previous, meta, o->updated_ms) != 0)
+        return store_rollback(st, STORE_ERROR);
+    rc = store_insert_event(st, &ev);
+    event_free(&ev);
+    if (rc == SQLITE_OK)
+        rc = store_step_done(st->stmt[STMT_COMMIT]);
+    if (rc != SQLITE_OK)
+        return store_rollback(st, store_status_of(rc));
+    return STORE_OK;
+}
+
+enum store_status store_order_create(struct store *st, struct order *o,
+                                     const struct event_meta *meta)
+{
+    int rc = store_step_done(st->stmt[STMT_BEGIN_IMMEDIATE]);
+    if (rc != SQLITE_OK)
+        return store_status_of(rc);
+    /* The clock is read under the write lock so that created_at never runs
+     * backwards in commit order. */
+    o->created_ms = o->updated_ms = clock_now_ms();
+    o->status = ORDER_PENDING;
+    if (uuid_v7_generate(o->created_ms, o->id) != 0)
+        return store_rollback(st, STORE_ERROR);
+    rc = store_insert_order(st, o);
+    return store_commit_with_event(st, rc, o, NULL, meta);
+}
+
+/* Reads the current row of stmt into out (the statement has just returned
+ * SQLITE_ROW). */
+static int store_read_order(sqlite3_stmt *s, struct order *out)
+{
+    const unsigned char *id = sqlite3_column_text(s, 0);
+    const unsigned char *customer = sqlite3_column_text(s, 1);
+    const unsigned char *items = sqlite3_column_text(s, 2);
+    const unsigned char *status = sqlite3_column_text(s, 3);
+    memset(out, 0, sizeof *out);
+    if (id == NULL || customer == NULL || items == NULL || status == NULL ||
+        !order_status_parse((const char *)status, &out->status))
+        return -1;
+    snprintf(out->id, sizeof out->id, "%s", (const char *)id);
+    out->customer_id = strdup((const char *)customer);
+    out->items_json = strdup((const char *)items);
+    out->created_ms = sqlite3_column_int64(s, 4);
+    out->updated_ms = sqlite3_column_int64(s, 5);
+    if (out->customer_id == NULL || out->items_json == NULL) {
+        order_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+static enum store_status store_get_in_txn(struct store *st, const char *id,
+                                          struct order *out)
+{
+    sqlite3_stmt *s = st->stmt[STMT_ORDER_GET];
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    enum store_status result;
+    if (rc == SQLITE_ROW)
+        result = store_read_order(s, out) == 0 ? STORE_OK : STORE_ERROR;
+    else if (rc == SQLITE_DONE)
+        result = STORE_NOT_FOUND;
+    else
+        result = store_status_of(rc) == STORE_OK ? STORE_ERROR : store_status_of(rc);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return result;
+}
+
+enum store_status store_order_get(struct store *st, const char *id,
+                                  struct order *out)
+{
+    return store_get_in_txn(st, id, out);
+}
+
+static int store_set_status(struct store *st, const struct order *o,
+                            enum order_status from)
+{
+    sqlite3_stmt *s = st->stmt[STMT_ORDER_SET_STATUS];
+    sqlite3_bind_text(s, 1, order_status_name(o->status), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, o->updated_ms);
+    sqlite3_bind_text(s, 3, o->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, order_status_name(from), -1, SQLITE_STATIC);
+    int rc = store_step_done(s);
+    if (rc == SQLITE_OK && sqlite3_changes(st->db) != 1)
+        rc = SQLITE_CONSTRAINT; /* cannot happen under the write lock */
+    return rc;
+}
+
+enum store_status store_order_transition(struct store *st, const char *id,
+                                         enum order_status to,
+                                         const struct event_meta *meta,
+                                         struct order *out,
+                                         enum order_status *from)
+{
+    int rc = store_step_done(st->stmt[STMT_BEGIN_IMMEDIATE]);
+    if (rc != SQLITE_OK)
+        return store_status_of(rc);
+    enum store_status found = store_get_in_txn(st, id, out);
+    if (found != STORE_OK)
+        return store_rollback(st, found);
+    *from = out->status;
+    if (!order_transition_allowed(out->status, to))
+        return store_rollback(st, STORE_CONFLICT);
+    out->status = to;
+    out->updated_ms = clock_now_ms();
+    if (out->updated_ms < out->created_ms) /* the wall clock stepped back */
+        out->updated_ms = out->created_ms;
+    rc = store_set_status(st, out, *from);
+    enum store_status result = store_commit_with_event(st, rc, out, from, meta);
+    if (result != STORE_OK) {
+        order_free(out);
+    }
+    return result;
+}
+
+static enum store_status store_read_total(struct store *st, long long *total)
+{
+    sqlite3_stmt *s = st->stmt[STMT_ORDER_TOTAL];
+    int rc = sqlite3_step(s);
+    *total = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? STORE_OK : store_status_of(rc) == STORE_OK ? STORE_ERROR : store_status_of(rc);
+}
+
+static enum store_status store_read_page(struct store *st, const struct page_query *q,
+                                         struct order *items, size_t *count)
+{
+    sqlite3_stmt *s = st->stmt[STMT_ORDER_PAGE];
+    sqlite3_bind_int64(s, 1, q->limit);
+    sqlite3_bind_int64(s, 2, q->offset);
+    enum store_status result = STORE_OK;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && *count < (size_t)q->limit) {
+        if (store_read_order(s, &items[*count]) != 0) {
+            result = STORE_ERROR;
+            break;
+        }
+        (*count)++;
+    }
+    if (result == STORE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        result = store_status_of(rc) == STORE_OK ? STORE_ERROR : store_status_of(rc);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return result;
+}
+
+enum store_status store_order_page(struct store *st, const struct page_query *q,
+                                   struct order **items, size_t *count,
+                                   long long *total)
+{
+    *items = calloc((size_t)q->limit, sizeof **items);
+    *count = 0;
+    if (*items == NULL)
+        return STORE_ERROR;
+    /* One read transaction: the total and the page come from the same
+     * snapshot, so total never disagrees with what the page shows. */
+    int rc = store_step_done(st->stmt[STMT_BEGIN_READ]);
+    enum store_status result = store_status_of(rc);
+    if (result == STORE_OK)
+        result = store_read_total(st, total);
+    if (result == STORE_OK)
+        result = store_read_page(st, q, *items, count);
+    if (!sqlite3_get_autocommit(st->db))
+        store_step_done(st->stmt[result == STORE_OK ? STMT_COMMIT : STMT_ROLLBACK]);
+    if (result != STORE_OK) {
+        for (size_t i = 0; i < *count; i++)
+            order_free(&(*items)[i]);
+        free(*items);
+        *items = NULL;
+        *count = 0;
+    }
+    return result;
+}

@@ -1,0 +1,21 @@
+/*
+ * adapter.h - FastCGI <-> core: the worker's accept loop.
+ *
+ * Turns each FastCGI request's params and body into a core request, calls
+ * app_handle(), and writes the core response back as a CGI response.
+ * Nothing about orders lives here.
+ */
+#ifndef ORDERS_FCGI_ADAPTER_H
+#define ORDERS_FCGI_ADAPTER_H
+
+#include <signal.h>
+
+#include "app.h"
+
+/* Serves requests on the listening socket at fd 0 (where spawn-fcgi puts
+ * it) until *stop becomes non-zero or max_requests have been served (0: no
+ * limit).  Returns the number served. */
+unsigned long fcgi_serve(struct app *app, volatile sig_atomic_t *stop,
+                         unsigned long max_requests);
+
+#endif

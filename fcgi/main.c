@@ -1,0 +1,188 @@
+/*
+ * orders-fcgi - the FastCGI worker pool of the Orders Service.
+ *
+ *   spawn-fcgi -n -s SOCKET -- orders-fcgi       serve (prefork master)
+ *   orders-fcgi --migrate                        apply migrations and exit
+ *
+ * The listening socket is fd 0, as spawn-fcgi leaves it.  Configuration is
+ * the environment (core/config.h); WORKERS sets the pool size (default: the
+ * number of CPUs), WORKER_MAX_REQUESTS recycles a worker after that many
+ * requests (default 0: never), WORKER_USER names the account workers run
+ * as when started as root (default www-data).
+ */
+#include <errno.h>
+#include <fcgiapp.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "adapter.h"
+#include "app.h"
+#include "config.h"
+#include "pool.h"
+#include "store.h"
+
+#define STOP_TIMEOUT_MS 10000
+
+static volatile sig_atomic_t worker_stop;
+
+/* No SA_RESTART: the blocking accept() must return so the loop can see the
+ * flag; FCGX_ShutdownPending makes libfcgi give up instead of retrying. */
+static void worker_on_term(int sig)
+{
+    (void)sig;
+    worker_stop = 1;
+    FCGX_ShutdownPending();
+}
+
+static int worker_install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = worker_on_term;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+        return -1;
+    sa.sa_handler = SIG_IGN;
+    return sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* Started as root, a worker gives root up before it opens the database or
+ * reads a request: bind (spawn-fcgi did), then drop, as OpenBSD's daemons do. */
+static int drop_privileges(void)
+{
+    if (geteuid() != 0)
+        return 0;
+    const char *name = getenv("WORKER_USER");
+    if (name == NULL || name[0] == '\0')
+        name = "www-data";
+    struct passwd *pw = getpwnam(name);
+    if (pw == NULL) {
+        fprintf(stderr, "orders-fcgi: WORKER_USER %s does not exist\n", name);
+        return -1;
+    }
+    if (setgroups(1, &pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+        setuid(pw->pw_uid) != 0) {
+        fprintf(stderr, "orders-fcgi: cannot drop privileges to %s: %s\n", name,
+                strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0) {
+        fprintf(stderr, "orders-fcgi: still able to regain root; refusing to run\n");
+        return -1;
+    }
+    return 0;
+}
+
+static struct store *open_migrated_store(const struct config *cfg)
+{
+    char err[512];
+    struct store *st = store_open(cfg->database_path, cfg->synchronous_full, err,
+                                  sizeof err);
+    if (st == NULL) {
+        fprintf(stderr, "orders-fcgi: cannot open database %s\n", err);
+        return NULL;
+    }
+    if (store_migrate(st, err, sizeof err) != STORE_OK) {
+        fprintf(stderr, "orders-fcgi: %s\n", err);
+        store_close(st);
+        return NULL;
+    }
+    return st;
+}
+
+struct worker_args {
+    const struct config *cfg;
+    unsigned long max_requests;
+};
+
+static int worker_main(void *arg)
+{
+    const struct worker_args *wa = arg;
+    if (worker_install_signals() != 0 || drop_privileges() != 0)
+        return 1;
+    struct store *st = open_migrated_store(wa->cfg);
+    if (st == NULL)
+        return 1;
+    struct app app;
+    char err[256];
+    if (app_init(&app, wa->cfg, st, err, sizeof err) != 0) {
+        fprintf(stderr, "orders-fcgi: %s\n", err);
+        store_close(st);
+        return 1;
+    }
+    fcgi_serve(&app, &worker_stop, wa->max_requests);
+    app_free(&app);
+    store_close(st);
+    return 0;
+}
+
+static long env_long(const char *name, long fallback, long min, long max)
+{
+    const char *v = getenv(name);
+    if (v == NULL || v[0] == '\0')
+        return fallback;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n < min || n > max) {
+        fprintf(stderr, "orders-fcgi: %s must be an integer from %ld to %ld\n",
+                name, min, max);
+        exit(1);
+    }
+    return n;
+}
+
+static int run_migrate(const struct config *cfg)
+{
+    if (drop_privileges() != 0)
+        return 1;
+    struct store *st = open_migrated_store(cfg);
+    if (st == NULL)
+        return 1;
+    int applied = 0;
+    store_schema_version(st, &applied);
+    printf("database %s at schema version %d\n", cfg->database_path, applied);
+    store_close(st);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    umask(027); /* the database and its WAL are not world-readable */
+    bool migrate = argc == 2 && strcmp(argv[1], "--migrate") == 0;
+    if (argc > 1 && !migrate) {
+        fprintf(stderr, "usage: spawn-fcgi -n -s SOCKET -- %s\n"
+                        "       %s --migrate\n", argv[0], argv[0]);
+        return strcmp(argv[1], "--help") == 0 ? 0 : 2;
+    }
+    struct config cfg;
+    char err[512];
+    if (config_load(&cfg, !migrate, err, sizeof err) != 0) {
+        fprintf(stderr, "orders-fcgi: configuration: %s\n", err);
+        return 1;
+    }
+    int rc;
+    if (migrate) {
+        rc = run_migrate(&cfg);
+    } else {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        struct worker_args wa = {
+            .cfg = &cfg,
+            .max_requests = (unsigned long)env_long("WORKER_MAX_REQUESTS", 0, 0, 1000000000L),
+        };
+        struct pool_settings ps = {
+            .workers = (int)env_long("WORKERS", ncpu > 0 ? ncpu : 1, 1, 256),
+            .stop_timeout_ms = STOP_TIMEOUT_MS,
+        };
+        struct logger log = {.level = cfg.log_level, .fd = 2};
+        rc = pool_run(&ps, worker_main, &wa, &log);
+    }
+    config_free(&cfg);
+    return rc;
+}
