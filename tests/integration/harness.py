@@ -1,0 +1,263 @@
+"""The integration harness: the real stack (nginx, spawn-fcgi, the worker
+pool, the publisher, SQLite) started by scripts/run-stack, exactly as the
+run command starts it, in a temporary directory on a free loopback port.
+
+    with Stack() as s:
+        status, headers, body = s.request("GET", "/healthz")
+
+Works as root (CI: workers drop to www-data) and as an ordinary user.  Every
+wait is bounded; stop() asserts that the stack exits 0 and leaves no process
+behind.
+"""
+import http.client
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.abspath(os.environ.get("ORDERS_BUILD_DIR", os.path.join(ROOT, "build")))
+VECTORS_PATH = os.path.join(ROOT, "..", "shared", "testdata", "jwt-vectors.json")
+# The secret of the shared test vectors, so that PyJWT-minted tokens apply.
+TEST_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load_vectors():
+    with open(VECTORS_PATH) as f:
+        return json.load(f)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # lower-case name -> value (last wins)
+        self.header_list = None
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        return "Response(%d, %r)" % (self.status, self.body[:300])
+
+
+class Stack:
+    def __init__(self, workers=2, env=None, publisher=True, start_timeout=30):
+        self.workers = workers
+        self.extra_env = dict(env or {})
+        self.publisher = publisher
+        self.start_timeout = start_timeout
+        self.proc = None
+        self.dir = None
+
+    # -- life cycle -----------------------------------------------------
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop(check=exc[0] is None)
+
+    def start(self):
+        self.dir = tempfile.mkdtemp(prefix="orders-it-")
+        self.runtime = os.path.join(self.dir, "var")
+        os.makedirs(self.runtime)
+        if os.geteuid() == 0:
+            # The workers run as www-data and must reach their runtime dir.
+            os.chmod(self.dir, 0o755)
+        self.port = free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        self.env = dict(os.environ)
+        self.env.update({
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "RUNTIME_DIR": self.runtime,
+            "WORKERS": str(self.workers),
+            "JWT_SECRET_KEY": TEST_SECRET,
+            "BUILD_DIR": BUILD,
+            "EVENT_SINK": "file:" + os.path.join(self.runtime, "events.jsonl"),
+            "LOG_LEVEL": "info",
+        })
+        self.env.update(self.extra_env)
+        self.stdout_path = os.path.join(self.dir, "stack.stdout")
+        self.stderr_path = os.path.join(self.dir, "stack.stderr")
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [os.path.join(ROOT, "scripts", "run-stack")], env=self.env, cwd=self.dir,
+                stdout=out, stderr=err, start_new_session=True)
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("run-stack exited early (%s):\n%s" % (self.proc.returncode, self.logs()))
+            try:
+                if self.request("GET", "/readyz").status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise AssertionError("stack not ready within %ss:\n%s" % (self.start_timeout, self.logs()))
+
+    def logs(self):
+        out = []
+        for p in (self.stderr_path, os.path.join(self.runtime, "logs", "nginx-error.log")):
+            try:
+                with open(p, "rb") as f:
+                    out.append(f.read().decode("utf-8", "replace")[-4000:])
+            except OSError:
+                pass
+        return "\n".join(out)
+
+    def worker_log_lines(self):
+        """The JSON lines the workers wrote (stderr of the stack)."""
+        lines = []
+        with open(self.stderr_path, "rb") as f:
+            for raw in f:
+                raw = raw.strip()
+                if raw.startswith(b"{"):
+                    try:
+                        lines.append(json.loads(raw))
+                    except ValueError:
+                        pass
+        return lines
+
+    def process_ids(self):
+        """Every process in the stack's session (it started a new one)."""
+        pids = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                if os.getsid(int(d)) == self.proc.pid:
+                    pids.append(int(d))
+            except OSError:
+                pass
+        return pids
+
+    def stop(self, check=True, timeout=20):
+        if self.proc is None:
+            return
+        rc = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                if check:
+                    raise AssertionError("stack did not stop within %ss" % timeout)
+        else:
+            rc = self.proc.returncode
+        leftover = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            leftover = self.process_ids()
+            if not leftover:
+                break
+            time.sleep(0.05)
+        if leftover:
+            self.kill()
+        logs = self.logs()
+        self.proc = None
+        if check:
+            assert rc == 0, "stack exited %s:\n%s" % (rc, logs)
+            assert not leftover, "processes left behind: %s" % leftover
+        if os.environ.get("ORDERS_KEEP_TMP") is None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def kill(self):
+        for pid in self.process_ids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    # -- requests -------------------------------------------------------
+    def connection(self, timeout=10):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, token=None, timeout=10,
+                header_list=None):
+        """One request on a fresh connection.  body: bytes, str or a JSON
+        value (then Content-Type defaults to application/json).
+        header_list: extra (name, value) pairs sent as given, repeats kept."""
+        hdrs = dict(headers or {})
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+            hdrs.setdefault("Content-Type", "application/json")
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        if token is not None:
+            hdrs["Authorization"] = "Bearer " + token
+        conn = self.connection(timeout)
+        try:
+            conn.putrequest(method, path, skip_accept_encoding=True)
+            for k, v in hdrs.items():
+                conn.putheader(k, v)
+            for k, v in header_list or []:
+                conn.putheader(k, v)
+            if body is not None:
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body)
+            r = conn.getresponse()
+            data = r.read()
+            res = Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+            res.header_list = r.getheaders()
+            return res
+        finally:
+            conn.close()
+
+    def token(self, scopes="orders.read orders.write", sub="user-123", exp_hours=1):
+        args = [os.path.join(BUILD, "tools", "orders-token"), "--sub", sub,
+                "--exp-hours", str(exp_hours)]
+        if scopes is not None:
+            args += ["--scopes"] + scopes.split()
+        out = subprocess.run(args, env=self.env, capture_output=True, check=True, timeout=10)
+        return out.stdout.decode().strip()
+
+    def events(self):
+        """Events the publisher delivered to the file sink so far."""
+        path = os.path.join(self.runtime, "events.jsonl")
+        try:
+            with open(path) as f:
+                return [json.loads(l) for l in f if l.strip()]
+        except FileNotFoundError:
+            return []
+
+    def wait_for(self, predicate, timeout=10, interval=0.05, what="condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            v = predicate()
+            if v:
+                return v
+            time.sleep(interval)
+        raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+
+    def db(self):
+        import sqlite3
+        return sqlite3.connect(os.path.join(self.runtime, "orders.db"), timeout=10)
+
+
+def assert_problem(test, res, status, type_, instance=None):
+    """res is a problem document of this status and type."""
+    test.assertEqual(res.status, status, res)
+    test.assertTrue(res.headers.get("content-type", "").startswith("application/problem+json"), res.headers)
+    doc = res.json()
+    test.assertEqual(doc["type"], type_, doc)
+    test.assertEqual(doc["status"], status, doc)
+    test.assertIsInstance(doc.get("title"), str)
+    test.assertIsInstance(doc.get("detail"), str)
+    if instance is not None:
+        test.assertEqual(doc.get("instance"), instance)
+    return doc
