@@ -18,7 +18,18 @@ static const struct route app_routes[] = {
     {"GET", "/orders", "GET /orders", (void (*)(void))handle_order_list},
     {"GET", "/orders/{id}", "GET /orders/{id}", (void (*)(void))handle_order_get},
     {"PATCH", "/orders/{id}", "PATCH /orders/{id}", (void (*)(void))handle_order_update},
+    {"GET", "/metrics", "GET /metrics", (void (*)(void))handle_metrics},
 };
+
+#define APP_ROUTE_COUNT ((int)(sizeof app_routes / sizeof app_routes[0]))
+_Static_assert(APP_ROUTE_COUNT < METRICS_MAX_ROUTES, "metrics need a slot per route");
+
+void app_route_names(const char **names, int *count)
+{
+    for (int i = 0; i < APP_ROUTE_COUNT; i++)
+        names[i] = app_routes[i].name;
+    *count = APP_ROUTE_COUNT;
+}
 
 static char *app_render_service_info(void)
 {
@@ -64,7 +75,9 @@ int app_init(struct app *app, const struct config *cfg, struct store *store,
     if (app->auth == NULL)
         return -1;
     app->service_info = app_render_service_info();
-    if (app->service_info == NULL) {
+    app->own_metrics = calloc(1, sizeof *app->own_metrics);
+    app->metrics = app->own_metrics;
+    if (app->service_info == NULL || app->own_metrics == NULL) {
         snprintf(err, errlen, "out of memory");
         app_free(app);
         return -1;
@@ -73,10 +86,19 @@ int app_init(struct app *app, const struct config *cfg, struct store *store,
     return 0;
 }
 
+void app_use_metrics(struct app *app, struct metrics *m)
+{
+    free(app->own_metrics);
+    app->own_metrics = NULL;
+    app->metrics = m;
+}
+
 void app_free(struct app *app)
 {
     auth_verifier_free(app->auth);
     free(app->service_info);
+    free(app->own_metrics);
+    app->own_metrics = app->metrics = NULL;
     app->auth = NULL;
     app->service_info = NULL;
 }
@@ -85,6 +107,7 @@ static void app_log_access(struct app *app, const struct call *call,
                            const struct response *res, const char *route,
                            double started_ms)
 {
+    double duration_ms = clock_monotonic_ms() - started_ms;
     enum log_level level = res->status >= 500 ? LOG_ERROR : LOG_INFO;
     const struct request *req = call->req;
     struct log_field fields[] = {
@@ -92,7 +115,7 @@ static void app_log_access(struct app *app, const struct call *call,
         LOG_STR("path", req->path),
         LOG_STR("route", route),
         LOG_INT("status", res->status),
-        LOG_DBL("duration_ms", clock_monotonic_ms() - started_ms),
+        LOG_DBL("duration_ms", duration_ms),
         LOG_STR("request_id", req->request_id ? req->request_id : ""),
         LOG_STR("sub", call->principal.sub),
     };
@@ -119,12 +142,14 @@ void app_handle(struct app *app, const struct request *req,
     struct route_match_params params;
     char allow[64];
     const char *route_name = "unmatched";
+    int route_index = APP_ROUTE_COUNT;
     switch (router_match(app_routes, sizeof app_routes / sizeof app_routes[0],
                          req->method, req->path, &route, &params, allow,
                          sizeof allow)) {
     case ROUTE_FOUND:
         call.param = params.param;
         route_name = route->name;
+        route_index = (int)(route - app_routes);
         if (req->body_too_large)
             handler_problem(&call, res, PROBLEM_PAYLOAD_TOO_LARGE,
                             "request body must not exceed 65536 bytes");
@@ -143,5 +168,7 @@ void app_handle(struct app *app, const struct request *req,
         handler_problem(&call, res, PROBLEM_NOT_FOUND, "no such resource");
         break;
     }
+    metrics_record_request(app->metrics, route_index, res->status,
+                           clock_monotonic_ms() - started);
     app_log_access(app, &call, res, route_name, started);
 }

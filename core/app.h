@@ -13,6 +13,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 
 struct app {
@@ -22,6 +23,8 @@ struct app {
     struct logger log;
     char *service_info; /* GET / body, rendered once */
     size_t service_info_len;
+    struct metrics *metrics; /* the pool's shared counters, or our own */
+    struct metrics *own_metrics;
 };
 
 /* Builds the app around an open, migrated store (not owned).  Returns 0, or
@@ -29,6 +32,10 @@ struct app {
 int app_init(struct app *app, const struct config *cfg, struct store *store,
              char *err, size_t errlen);
 void app_free(struct app *app);
+
+/* Counts into m (the pool's shared memory) instead of the app's private
+ * counters, so that GET /metrics reports the whole pool. */
+void app_use_metrics(struct app *app, struct metrics *m);
 
 /* Fills res (initialised by the caller with response_init) for req and
  * writes the access log line. */

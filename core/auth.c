@@ -652,8 +652,11 @@ enum auth_result auth_verify(const struct auth_verifier *v,
 
 /* ---- minting ----------------------------------------------------------- */
 
-static bool add_claims(jwt_t *jwt, const char *sub, const char *scopes,
-                       time_t now, long lifetime)
+/* iss and aud come from the settings so that a token minted with the
+ * service's own settings is one the service accepts. */
+static bool add_claims(jwt_t *jwt, const struct auth_settings *s,
+                       const char *sub, const char *scopes, time_t now,
+                       long lifetime)
 {
     long iat = (long)now;
     if ((lifetime > 0 && iat > LONG_MAX - lifetime) ||
@@ -664,6 +667,12 @@ static bool add_claims(jwt_t *jwt, const char *sub, const char *scopes,
         return false;
     if (scopes != NULL && scopes[0] != '\0' &&
         jwt_add_grant(jwt, "scope", scopes) != 0)
+        return false;
+    if (s->issuer != NULL && s->issuer[0] != '\0' &&
+        jwt_add_grant(jwt, "iss", s->issuer) != 0)
+        return false;
+    if (s->audience != NULL && s->audience[0] != '\0' &&
+        jwt_add_grant(jwt, "aud", s->audience) != 0)
         return false;
     return jwt_add_grant_int(jwt, "iat", iat) == 0 &&
            jwt_add_grant_int(jwt, "exp", exp) == 0;
@@ -680,7 +689,7 @@ char *auth_mint(const struct auth_settings *s, const char *sub,
     if (jwt_new(&jwt) != 0 || jwt == NULL)
         return NULL;
     char *token = NULL;
-    if (add_claims(jwt, sub, scopes, now, lifetime_seconds) &&
+    if (add_claims(jwt, s, sub, scopes, now, lifetime_seconds) &&
         jwt_set_alg(jwt, alg, s->secret, (int)s->secret_len) == 0)
         token = jwt_encode_str(jwt);
     jwt_free(jwt);

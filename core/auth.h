@@ -61,7 +61,9 @@ enum auth_result auth_verify(const struct auth_verifier *v,
 const char *auth_scope_name(enum auth_scope scope);
 
 /* Mints a token (used by the token tool and tests).  scopes is the
- * space-separated `scope` claim.  Returns a malloc'ed string or NULL. */
+ * space-separated `scope` claim; iss and aud are added from the settings
+ * when set, so the token passes a verifier built from the same settings.
+ * Returns a malloc'ed string or NULL. */
 char *auth_mint(const struct auth_settings *s, const char *sub,
                 const char *scopes, time_t now, long lifetime_seconds);
 

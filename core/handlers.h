@@ -19,6 +19,9 @@ struct call {
     struct auth_principal principal;       /* after handler_authorize */
 };
 
+/* The routing table's labels, in order (for /metrics). */
+void app_route_names(const char **names, int *count);
+
 typedef void (*handler_fn)(struct app *app, struct call *call,
                            struct response *res);
 
@@ -43,6 +46,7 @@ void handle_readyz(struct app *app, struct call *call, struct response *res);
 void handle_order_create(struct app *app, struct call *call, struct response *res);
 void handle_order_get(struct app *app, struct call *call, struct response *res);
 void handle_order_update(struct app *app, struct call *call, struct response *res);
+void handle_metrics(struct app *app, struct call *call, struct response *res);
 void handle_order_list(struct app *app, struct call *call, struct response *res);
 
 #endif

@@ -63,6 +63,7 @@ void handle_order_create(struct app *app, struct call *call, struct response *re
         order_free(&o);
         return;
     }
+    atomic_fetch_add_explicit(&app->metrics->orders_created, 1, memory_order_relaxed);
     log_emit(&app->log, LOG_INFO, &call->trace, "Order created",
              (struct log_field[]){LOG_STR("order_id", o.id),
                                   LOG_STR("customer_id", o.customer_id)},
@@ -129,6 +130,8 @@ void handle_order_update(struct app *app, struct call *call, struct response *re
                                                   &meta, &o, &from);
     switch (st) {
     case STORE_OK:
+        atomic_fetch_add_explicit(&app->metrics->status_changes[to], 1,
+                                  memory_order_relaxed);
         log_emit(&app->log, LOG_INFO, &call->trace, "Order status changed",
                  (struct log_field[]){LOG_STR("order_id", o.id),
                                       LOG_STR("customer_id", o.customer_id),

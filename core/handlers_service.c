@@ -1,4 +1,7 @@
+#include <stdlib.h>
 #include <string.h>
+
+#include "clock.h"
 
 #include "embedded.h"
 #include "handlers.h"
@@ -52,4 +55,22 @@ void handle_readyz(struct app *app, struct call *call, struct response *res)
         return;
     }
     handler_static_json(res, 200, "{\"status\":\"ready\"}");
+}
+
+/* Access is limited to loopback by nginx (the site config), not here: the
+ * worker cannot tell a proxied client from a local one. */
+void handle_metrics(struct app *app, struct call *call, struct response *res)
+{
+    const char *names[METRICS_MAX_ROUTES];
+    int count = 0;
+    app_route_names(names, &count);
+    struct outbox_stats outbox;
+    int outbox_ok = store_outbox_stats(app->store, clock_now_ms(), &outbox) == STORE_OK;
+    size_t len = 0;
+    char *text = metrics_render(app->metrics, names, count, &outbox, outbox_ok, &len);
+    if (text == NULL) {
+        handler_problem(call, res, PROBLEM_INTERNAL, NULL);
+        return;
+    }
+    response_set_body(res, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
 }

@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "embedded.h"
+#include "metrics.h"
 
 /* Prepared once per process: parsing SQL on every request costs more than
  * running it. */
@@ -470,4 +471,37 @@ enum store_status store_order_page(struct store *st, const struct page_query *q,
         *count = 0;
     }
     return result;
+}
+
+/* Scrape-time only, so prepared on demand.  Delivered rows are pruned
+ * after the retention period, so deliveries are derived from the sequence:
+ * every event ever committed is either delivered, pending or parked. */
+enum store_status store_outbox_stats(struct store *st, long long now_ms,
+                                     struct outbox_stats *out)
+{
+    static const char sql[] =
+        "SELECT"
+        " (SELECT count(*) FROM events WHERE delivered_at IS NULL AND parked_at IS NULL),"
+        " (SELECT min(committed_at) FROM events WHERE delivered_at IS NULL AND parked_at IS NULL),"
+        " (SELECT count(*) FROM events WHERE parked_at IS NOT NULL),"
+        " (SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)),"
+        " (SELECT coalesce(sum(attempts - (delivered_at IS NOT NULL)), 0) FROM events)";
+    sqlite3_stmt *s;
+    memset(out, 0, sizeof *out);
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return store_status_of(rc);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        out->pending = sqlite3_column_int64(s, 0);
+        if (sqlite3_column_type(s, 1) != SQLITE_NULL)
+            out->oldest_pending_age_s = (double)(now_ms - sqlite3_column_int64(s, 1)) / 1000.0;
+        if (out->oldest_pending_age_s < 0)
+            out->oldest_pending_age_s = 0;
+        out->parked = sqlite3_column_int64(s, 2);
+        out->delivered_total = sqlite3_column_int64(s, 3) - out->pending - out->parked;
+        out->delivery_failures_total = sqlite3_column_int64(s, 4);
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? STORE_OK : store_status_of(rc) == STORE_OK ? STORE_ERROR : store_status_of(rc);
 }

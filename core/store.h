@@ -68,6 +68,11 @@ enum store_status store_order_page(struct store *st,
                                    struct order **items, size_t *count,
                                    long long *total);
 
+/* The outbox figures of GET /metrics (struct outbox_stats, metrics.h). */
+struct outbox_stats;
+enum store_status store_outbox_stats(struct store *st, long long now_ms,
+                                     struct outbox_stats *out);
+
 /* The text of the last SQLite error, for logs (never for clients). */
 const char *store_last_error(const struct store *st);
 

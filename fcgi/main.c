@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -99,6 +100,7 @@ static struct store *open_migrated_store(const struct config *cfg)
 struct worker_args {
     const struct config *cfg;
     unsigned long max_requests;
+    struct metrics *metrics; /* shared by the whole pool */
 };
 
 static int worker_main(void *arg)
@@ -116,6 +118,7 @@ static int worker_main(void *arg)
         store_close(st);
         return 1;
     }
+    app_use_metrics(&app, wa->metrics);
     fcgi_serve(&app, &worker_stop, wa->max_requests);
     app_free(&app);
     store_close(st);
@@ -172,16 +175,27 @@ int main(int argc, char **argv)
         rc = run_migrate(&cfg);
     } else {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        /* Mapped before the fork, shared by every worker ever forked. */
+        struct metrics *shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE,
+                                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (shared == MAP_FAILED) {
+            perror("orders-fcgi: mmap");
+            config_free(&cfg);
+            return 1;
+        }
         struct worker_args wa = {
+            .metrics = shared,
             .cfg = &cfg,
             .max_requests = (unsigned long)env_long("WORKER_MAX_REQUESTS", 0, 0, 1000000000L),
         };
         struct pool_settings ps = {
             .workers = (int)env_long("WORKERS", ncpu > 0 ? ncpu : 1, 1, 256),
             .stop_timeout_ms = STOP_TIMEOUT_MS,
+            .restarts = &shared->worker_restarts,
         };
         struct logger log = {.level = cfg.log_level, .fd = 2};
         rc = pool_run(&ps, worker_main, &wa, &log);
+        munmap(shared, sizeof *shared);
     }
     config_free(&cfg);
     return rc;

@@ -81,6 +81,8 @@ static void pool_reap(struct pool *p, bool stopping)
             if (stopping)
                 break;
             p->restarts++;
+            if (p->s->restarts != NULL)
+                atomic_fetch_add(p->s->restarts, 1);
             pool_log_exit(p, pid, status);
             double now = clock_monotonic_ms();
             if (now - p->slot[i].started_ms < POOL_QUICK_DEATH_MS)

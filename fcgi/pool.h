@@ -11,6 +11,8 @@
 #ifndef ORDERS_FCGI_POOL_H
 #define ORDERS_FCGI_POOL_H
 
+#include <stdatomic.h>
+
 #include "log.h"
 
 /* Runs in each forked worker, with signals unblocked; its return value is
@@ -20,6 +22,7 @@ typedef int (*pool_worker_fn)(void *arg);
 struct pool_settings {
     int workers;          /* processes to keep running */
     int stop_timeout_ms;  /* SIGTERM -> SIGKILL grace for in-flight requests */
+    atomic_ullong *restarts; /* shared counter for /metrics, or NULL */
 };
 
 /* Returns the master's exit status once stopped. */
