@@ -123,10 +123,40 @@ static void app_log_access(struct app *app, const struct call *call,
              fields, (int)(sizeof fields / sizeof fields[0]));
 }
 
+/* The server span of one request, with the HTTP semantic-convention
+ * attributes (OpenTelemetry semconv, http spans). */
+static void app_emit_server_span(struct app *app, const struct call *call,
+                                 const struct response *res, const char *route,
+                                 bool matched, long long start_ns)
+{
+    struct span s;
+    memset(&s, 0, sizeof s);
+    memcpy(s.trace_id, call->trace.trace_id, sizeof s.trace_id);
+    memcpy(s.span_id, call->trace.span_id, sizeof s.span_id);
+    memcpy(s.parent_span_id, call->trace.parent_span_id, sizeof s.parent_span_id);
+    snprintf(s.name, sizeof s.name, "%s", matched ? route : call->req->method);
+    s.kind = SPAN_KIND_SERVER;
+    s.start_ns = start_ns;
+    s.end_ns = span_now_ns();
+    s.error = res->status >= 500;
+    span_add_str(&s, "http.request.method", call->req->method);
+    span_add_str(&s, "url.path", call->req->path);
+    span_add_str(&s, "url.scheme", "http");
+    if (matched)
+        span_add_str(&s, "http.route", route + strcspn(route, " ") + 1);
+    span_add_int(&s, "http.response.status_code", res->status);
+    if (call->req->request_id != NULL)
+        span_add_str(&s, "http.request.id", call->req->request_id);
+    if (call->principal.sub[0] != '\0')
+        span_add_str(&s, "enduser.id", call->principal.sub);
+    app->spans.emit(app->spans.ctx, &s);
+}
+
 void app_handle(struct app *app, const struct request *req,
                 struct response *res)
 {
     double started = clock_monotonic_ms();
+    long long start_ns = app->spans.emit ? span_now_ns() : 0;
     struct call call;
     memset(&call, 0, sizeof call);
     call.req = req;
@@ -170,5 +200,8 @@ void app_handle(struct app *app, const struct request *req,
     }
     metrics_record_request(app->metrics, route_index, res->status,
                            clock_monotonic_ms() - started);
+    if (app->spans.emit != NULL)
+        app_emit_server_span(app, &call, res, route_name,
+                             route_index < APP_ROUTE_COUNT, start_ns);
     app_log_access(app, &call, res, route_name, started);
 }

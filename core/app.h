@@ -14,6 +14,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "span.h"
 #include "store.h"
 
 struct app {
@@ -25,6 +26,7 @@ struct app {
     size_t service_info_len;
     struct metrics *metrics; /* the pool's shared counters, or our own */
     struct metrics *own_metrics;
+    struct span_sink spans; /* emit == NULL: tracing off, no cost */
 };
 
 /* Builds the app around an open, migrated store (not owned).  Returns 0, or

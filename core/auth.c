@@ -187,9 +187,9 @@ static bool is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
-static char ascii_lower(char c)
+static int ascii_lower(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
 }
 
 /*
@@ -219,7 +219,7 @@ static enum auth_result split_bearer(const char *h, const char **tok,
         return AUTH_INVALID_TOKEN;
     }
     for (size_t i = 0; i < slen; i++) {
-        if (ascii_lower(h[b + i]) != scheme[i]) {
+        if (ascii_lower((unsigned char)h[b + i]) != scheme[i]) {
             *why = "not a Bearer credential";
             return AUTH_INVALID_TOKEN;
         }

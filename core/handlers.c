@@ -1,13 +1,55 @@
 #include "handlers.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+static bool handler_is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* The raw request path may hold bytes nginx lets through but a URI may not
+ * ("{", "|", a space after decoding, bytes >= 0x80 that are not even valid
+ * UTF-8).  `instance` is a URI reference (RFC 9457 3.1.5) inside a JSON
+ * string, so every byte outside RFC 3986's path characters is
+ * percent-encoded; existing %XX escapes are kept.  NULL when out of memory
+ * (instance is optional, the problem still goes out). */
+static char *handler_instance(const char *path)
+{
+    static const char allowed[] = "-._~!$&'()*+,;=:@/";
+    size_t n = strlen(path);
+    char *out = malloc(3 * n + 1);
+    if (out == NULL)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)path[i];
+        bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9') ||
+                    (c != '\0' && strchr(allowed, c) != NULL) ||
+                    (c == '%' && handler_is_hex(path[i + 1]) &&
+                     handler_is_hex(path[i + 2]));
+        if (keep) {
+            out[o++] = (char)c;
+        } else {
+            static const char hex[] = "0123456789ABCDEF";
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 0x0f];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
 
 void handler_problem(struct call *call, struct response *res,
                      enum problem_kind kind, const char *detail)
 {
-    problem_render(res, kind, detail, call->req->path);
+    char *instance = handler_instance(call->req->path);
+    problem_render(res, kind, detail, instance);
+    free(instance);
 }
 
 /* RFC 6750, section 3: no error attribute when no credentials came; the
@@ -90,4 +132,31 @@ void handler_store_failure(struct app *app, struct call *call,
                         "the server could not complete the request");
         break;
     }
+}
+
+long long handler_span_start(const struct app *app)
+{
+    return app->spans.emit ? span_now_ns() : 0;
+}
+
+void handler_db_span(struct app *app, const struct call *call,
+                     const char *operation, long long start_ns,
+                     enum store_status status)
+{
+    if (app->spans.emit == NULL)
+        return;
+    struct span s;
+    memset(&s, 0, sizeof s);
+    memcpy(s.trace_id, call->trace.trace_id, sizeof s.trace_id);
+    if (trace_random_hex(s.span_id, 8) != 0)
+        return;
+    memcpy(s.parent_span_id, call->trace.span_id, sizeof s.parent_span_id);
+    snprintf(s.name, sizeof s.name, "sqlite %s", operation);
+    s.kind = SPAN_KIND_CLIENT;
+    s.start_ns = start_ns;
+    s.end_ns = span_now_ns();
+    s.error = status == STORE_BUSY || status == STORE_FULL || status == STORE_ERROR;
+    span_add_str(&s, "db.system", "sqlite");
+    span_add_str(&s, "db.operation.name", operation);
+    app->spans.emit(app->spans.ctx, &s);
 }

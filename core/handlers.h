@@ -39,6 +39,13 @@ void handler_problem(struct call *call, struct response *res,
 void handler_store_failure(struct app *app, struct call *call,
                            struct response *res, enum store_status status);
 
+/* A child span for one database transaction; start_ns from
+ * handler_span_start().  Nothing happens when tracing is off. */
+long long handler_span_start(const struct app *app);
+void handler_db_span(struct app *app, const struct call *call,
+                     const char *operation, long long start_ns,
+                     enum store_status status);
+
 void handle_service_info(struct app *app, struct call *call, struct response *res);
 void handle_openapi(struct app *app, struct call *call, struct response *res);
 void handle_healthz(struct app *app, struct call *call, struct response *res);

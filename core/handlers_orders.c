@@ -57,7 +57,9 @@ void handle_order_create(struct app *app, struct call *call, struct response *re
         return;
     }
     struct event_meta meta = handler_event_meta(app, call);
+    long long t0 = handler_span_start(app);
     enum store_status st = store_order_create(app->store, &o, &meta);
+    handler_db_span(app, call, "create order", t0, st);
     if (st != STORE_OK) {
         handler_store_failure(app, call, res, st);
         order_free(&o);
@@ -82,9 +84,11 @@ void handle_order_get(struct app *app, struct call *call, struct response *res)
     if (!handler_authorize(app, call, AUTH_SCOPE_READ, res))
         return;
     struct order o;
+    long long t0 = handler_span_start(app);
     enum store_status st = uuid_is_canonical(call->param)
                                ? store_order_get(app->store, call->param, &o)
                                : STORE_NOT_FOUND;
+    handler_db_span(app, call, "get order", t0, st);
     if (st == STORE_NOT_FOUND) {
         handler_problem(call, res, PROBLEM_NOT_FOUND, "no order with this id");
         return;
@@ -126,8 +130,10 @@ void handle_order_update(struct app *app, struct call *call, struct response *re
     struct order o;
     enum order_status from = ORDER_PENDING;
     struct event_meta meta = handler_event_meta(app, call);
+    long long t0 = handler_span_start(app);
     enum store_status st = store_order_transition(app->store, call->param, to,
                                                   &meta, &o, &from);
+    handler_db_span(app, call, "update order status", t0, st);
     switch (st) {
     case STORE_OK:
         atomic_fetch_add_explicit(&app->metrics->status_changes[to], 1,
@@ -191,7 +197,9 @@ void handle_order_list(struct app *app, struct call *call, struct response *res)
     struct order *items = NULL;
     size_t count = 0;
     long long total = 0;
+    long long t0 = handler_span_start(app);
     enum store_status st = store_order_page(app->store, &q, &items, &count, &total);
+    handler_db_span(app, call, "list orders", t0, st);
     if (st != STORE_OK) {
         handler_store_failure(app, call, res, st);
         return;

@@ -10,6 +10,7 @@
  * requests (default 0: never), WORKER_USER names the account workers run
  * as when started as root (default www-data).
  */
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcgiapp.h>
 #include <grp.h>
@@ -25,6 +26,7 @@
 #include "adapter.h"
 #include "app.h"
 #include "config.h"
+#include "exporter.h"
 #include "pool.h"
 #include "store.h"
 
@@ -119,7 +121,17 @@ static int worker_main(void *arg)
         return 1;
     }
     app_use_metrics(&app, wa->metrics);
+    struct exporter *exp = NULL;
+    if (wa->cfg->otlp_endpoint != NULL) {
+        exp = exporter_start(wa->cfg->otlp_endpoint, &wa->metrics->spans_exported,
+                             &wa->metrics->spans_dropped);
+        if (exp == NULL)
+            fprintf(stderr, "orders-fcgi: trace export disabled: cannot start the exporter\n");
+        else
+            app.spans = exporter_sink(exp);
+    }
     fcgi_serve(&app, &worker_stop, wa->max_requests);
+    exporter_stop(exp);
     app_free(&app);
     store_close(st);
     return 0;
@@ -158,6 +170,10 @@ static int run_migrate(const struct config *cfg)
 int main(int argc, char **argv)
 {
     umask(027); /* the database and its WAL are not world-readable */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+        fprintf(stderr, "orders-fcgi: cannot initialise libcurl\n");
+        return 1;
+    }
     bool migrate = argc == 2 && strcmp(argv[1], "--migrate") == 0;
     if (argc > 1 && !migrate) {
         fprintf(stderr, "usage: spawn-fcgi -n -s SOCKET -- %s\n"
@@ -198,5 +214,6 @@ int main(int argc, char **argv)
         munmap(shared, sizeof *shared);
     }
     config_free(&cfg);
+    curl_global_cleanup();
     return rc;
 }
