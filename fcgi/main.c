@@ -3,12 +3,18 @@
  *
  *   spawn-fcgi -n -s SOCKET -- orders-fcgi       serve (prefork master)
  *   orders-fcgi --migrate                        apply migrations and exit
+ *   orders-fcgi --worker                         one worker (the master execs it)
  *
  * The listening socket is fd 0, as spawn-fcgi leaves it.  Configuration is
  * the environment (core/config.h); WORKERS sets the pool size (default: the
  * number of CPUs), WORKER_MAX_REQUESTS recycles a worker after that many
  * requests (default 0: never), WORKER_USER names the account workers run
  * as when started as root (default www-data).
+ *
+ * The master execs every worker afresh from the binary's path instead of
+ * running the forked copy, so a reload (SIGHUP) brings up the binary that is
+ * on disk now: deploy new binaries, send SIGHUP, and the socket never
+ * closes.  The pool's metrics live in a memfd that survives the exec.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -105,9 +111,51 @@ struct worker_args {
     struct metrics *metrics; /* shared by the whole pool */
 };
 
-static int worker_main(void *arg)
+struct exec_args {
+    char *path; /* this binary, resolved at start */
+};
+
+/* Runs in the forked child: become a fresh worker process. */
+static int exec_worker(void *arg)
 {
-    const struct worker_args *wa = arg;
+    const struct exec_args *ea = arg;
+    char *argv[] = {ea->path, "--worker", NULL};
+    execv(ea->path, argv);
+    fprintf(stderr, "orders-fcgi: exec %s: %s\n", ea->path, strerror(errno));
+    return 127;
+}
+
+#define METRICS_FD_ENV "ORDERS_METRICS_FD"
+
+/* The pool's counters: a memfd the master creates, inherited across fork
+ * and exec, mapped shared by every worker. */
+static struct metrics *metrics_create(void)
+{
+    int fd = memfd_create("orders-metrics", 0);
+    if (fd < 0 || ftruncate(fd, sizeof(struct metrics)) != 0)
+        return NULL;
+    struct metrics *m = mmap(NULL, sizeof *m, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    char num[16];
+    snprintf(num, sizeof num, "%d", fd);
+    if (m == MAP_FAILED || setenv(METRICS_FD_ENV, num, 1) != 0)
+        return NULL;
+    return m;
+}
+
+static struct metrics *metrics_attach(void)
+{
+    const char *v = getenv(METRICS_FD_ENV);
+    int fd = v ? atoi(v) : -1;
+    struct metrics *m = MAP_FAILED;
+    if (fd >= 0)
+        m = mmap(NULL, sizeof *m, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (fd >= 0)
+        close(fd);
+    return m == MAP_FAILED ? NULL : m;
+}
+
+static int worker_main(const struct worker_args *wa)
+{
     if (worker_install_signals() != 0 || drop_privileges() != 0)
         return 1;
     struct store *st = open_migrated_store(wa->cfg);
@@ -167,52 +215,74 @@ static int run_migrate(const struct config *cfg)
     return 0;
 }
 
+static int run_worker(const struct config *cfg)
+{
+    struct worker_args wa = {
+        .cfg = cfg,
+        .max_requests = (unsigned long)env_long("WORKER_MAX_REQUESTS", 0, 0, 1000000000L),
+        .metrics = metrics_attach(),
+    };
+    if (wa.metrics == NULL) {
+        fprintf(stderr, "orders-fcgi: --worker is started by the pool master only\n");
+        return 1;
+    }
+    return worker_main(&wa);
+}
+
+static int run_master(const struct config *cfg, const char *argv0)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    struct exec_args ea = {.path = realpath(argv0, NULL)};
+    if (ea.path == NULL) {
+        fprintf(stderr, "orders-fcgi: cannot resolve %s: %s\n", argv0, strerror(errno));
+        return 1;
+    }
+    struct metrics *shared = metrics_create();
+    if (shared == NULL) {
+        fprintf(stderr, "orders-fcgi: cannot create shared metrics: %s\n", strerror(errno));
+        free(ea.path);
+        return 1;
+    }
+    struct pool_settings ps = {
+        .workers = (int)env_long("WORKERS", ncpu > 0 ? ncpu : 1, 1, 256),
+        .stop_timeout_ms = STOP_TIMEOUT_MS,
+        .restarts = &shared->worker_restarts,
+    };
+    env_long("WORKER_MAX_REQUESTS", 0, 0, 1000000000L); /* refuse bad values now */
+    struct logger log = {.level = cfg->log_level, .fd = 2};
+    int rc = pool_run(&ps, exec_worker, &ea, &log);
+    munmap(shared, sizeof *shared);
+    free(ea.path);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     umask(027); /* the database and its WAL are not world-readable */
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-        fprintf(stderr, "orders-fcgi: cannot initialise libcurl\n");
-        return 1;
-    }
-    bool migrate = argc == 2 && strcmp(argv[1], "--migrate") == 0;
-    if (argc > 1 && !migrate) {
+    enum { MASTER, WORKER, MIGRATE } mode = MASTER;
+    if (argc == 2 && strcmp(argv[1], "--migrate") == 0)
+        mode = MIGRATE;
+    else if (argc == 2 && strcmp(argv[1], "--worker") == 0)
+        mode = WORKER;
+    else if (argc > 1) {
         fprintf(stderr, "usage: spawn-fcgi -n -s SOCKET -- %s\n"
                         "       %s --migrate\n", argv[0], argv[0]);
         return strcmp(argv[1], "--help") == 0 ? 0 : 2;
     }
-    struct config cfg;
-    char err[512];
-    if (config_load(&cfg, !migrate, err, sizeof err) != 0) {
-        fprintf(stderr, "orders-fcgi: configuration: %s\n", err);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+        fprintf(stderr, "orders-fcgi: cannot initialise libcurl\n");
         return 1;
     }
-    int rc;
-    if (migrate) {
-        rc = run_migrate(&cfg);
-    } else {
-        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        /* Mapped before the fork, shared by every worker ever forked. */
-        struct metrics *shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE,
-                                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        if (shared == MAP_FAILED) {
-            perror("orders-fcgi: mmap");
-            config_free(&cfg);
-            return 1;
-        }
-        struct worker_args wa = {
-            .metrics = shared,
-            .cfg = &cfg,
-            .max_requests = (unsigned long)env_long("WORKER_MAX_REQUESTS", 0, 0, 1000000000L),
-        };
-        struct pool_settings ps = {
-            .workers = (int)env_long("WORKERS", ncpu > 0 ? ncpu : 1, 1, 256),
-            .stop_timeout_ms = STOP_TIMEOUT_MS,
-            .restarts = &shared->worker_restarts,
-        };
-        struct logger log = {.level = cfg.log_level, .fd = 2};
-        rc = pool_run(&ps, worker_main, &wa, &log);
-        munmap(shared, sizeof *shared);
+    struct config cfg;
+    char err[512];
+    if (config_load(&cfg, mode != MIGRATE, err, sizeof err) != 0) {
+        fprintf(stderr, "orders-fcgi: configuration: %s\n", err);
+        curl_global_cleanup();
+        return 1;
     }
+    int rc = mode == MIGRATE ? run_migrate(&cfg)
+             : mode == WORKER ? run_worker(&cfg)
+                              : run_master(&cfg, argv[0]);
     config_free(&cfg);
     curl_global_cleanup();
     return rc;
