@@ -24,6 +24,25 @@ static int config_dup(char **dst, const char *value)
     return *dst ? 0 : -1;
 }
 
+static int config_int(const char *name, int fallback, int min, int max, int *out,
+                      char *err, size_t errlen)
+{
+    const char *v = config_env(name);
+    *out = fallback;
+    if (v == NULL)
+        return 0;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n < min || n > max) {
+        snprintf(err, errlen, "%s must be an integer from %d to %d, not '%s'", name,
+                 min, max, v);
+        return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
 /* The dev secret written by scripts/serve: its whole content, less a
  * trailing newline an editor may have added. */
 static int config_read_secret_file(const char *path, struct config *cfg,
@@ -93,6 +112,11 @@ static int config_load_database(struct config *cfg, char *err, size_t errlen)
             snprintf(cfg->database_path, n, "%s/orders.db", cfg->runtime_dir);
     }
     if (cfg->database_path == NULL)
+        return -1;
+    if (config_int("DB_BUSY_TIMEOUT_MS", 5000, 0, 600000, &cfg->busy_timeout_ms, err,
+                   errlen) != 0 ||
+        config_int("REQUEST_TIMEOUT", 30, 1, 3600, &cfg->request_timeout_s, err,
+                   errlen) != 0)
         return -1;
     const char *sync = config_env("DB_SYNCHRONOUS");
     if (sync == NULL || strcasecmp(sync, "full") == 0) {

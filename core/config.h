@@ -17,6 +17,8 @@ struct config {
     char *runtime_dir;      /* RUNTIME_DIR, default ./var */
     char *database_path;    /* DATABASE_PATH, default $RUNTIME_DIR/orders.db */
     bool synchronous_full;  /* DB_SYNCHRONOUS: full (default) or normal */
+    int busy_timeout_ms;    /* DB_BUSY_TIMEOUT_MS, default 5000 */
+    int request_timeout_s;  /* REQUEST_TIMEOUT, default 30: the watchdog */
     unsigned char *jwt_secret; /* JWT_SECRET_KEY, else $RUNTIME_DIR/jwt-secret */
     size_t jwt_secret_len;
     char *jwt_algorithm;    /* JWT_ALGORITHM, default HS256 */

@@ -127,6 +127,29 @@ struct store *store_open(const char *path, bool synchronous_full, char *err,
     return st;
 }
 
+void store_set_busy_timeout(struct store *st, int ms)
+{
+    sqlite3_busy_timeout(st->db, ms);
+}
+
+/* BEGIN IMMEDIATE takes the write lock up front, so a transaction never
+ * fails half-way on a lock it could not upgrade.  SQLite can still answer
+ * SQLITE_BUSY without waiting (a WAL recovery by another connection, for
+ * one), so the begin is retried a bounded number of times. */
+#define STORE_BEGIN_ATTEMPTS 3
+
+static int store_begin_write(struct store *st)
+{
+    int rc = SQLITE_BUSY;
+    for (int attempt = 0; attempt < STORE_BEGIN_ATTEMPTS && (rc & 0xff) == SQLITE_BUSY;
+         attempt++) {
+        if (attempt > 0)
+            sqlite3_sleep(10 * attempt);
+        rc = store_step_done(st->stmt[STMT_BEGIN_IMMEDIATE]);
+    }
+    return rc;
+}
+
 void store_close(struct store *st)
 {
     if (st == NULL)
@@ -312,7 +335,7 @@ static enum store_status store_commit_with_event(struct store *st, int rc,
 enum store_status store_order_create(struct store *st, struct order *o,
                                      const struct event_meta *meta)
 {
-    int rc = store_step_done(st->stmt[STMT_BEGIN_IMMEDIATE]);
+    int rc = store_begin_write(st);
     if (rc != SQLITE_OK)
         return store_status_of(rc);
     /* The clock is read under the write lock so that created_at never runs
@@ -393,7 +416,7 @@ enum store_status store_order_transition(struct store *st, const char *id,
                                          struct order *out,
                                          enum order_status *from)
 {
-    int rc = store_step_done(st->stmt[STMT_BEGIN_IMMEDIATE]);
+    int rc = store_begin_write(st);
     if (rc != SQLITE_OK)
         return store_status_of(rc);
     enum store_status found = store_get_in_txn(st, id, out);

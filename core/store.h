@@ -35,6 +35,10 @@ struct store *store_open(const char *path, bool synchronous_full, char *err,
                          size_t errlen);
 void store_close(struct store *st);
 
+/* How long a writer waits for the database lock before STORE_BUSY
+ * (default STORE_BUSY_TIMEOUT_MS). */
+void store_set_busy_timeout(struct store *st, int ms);
+
 /* Applies the embedded migrations not yet recorded, each in its own
  * IMMEDIATE transaction, so that several workers starting at once apply
  * each exactly once and none sees half of one.  Then prepares statements. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The request as FastCGI gave it.  Params are borrowed from libfcgi until
  * FCGX_Finish_r(), which is after the response is written, so nothing needs
@@ -158,7 +159,7 @@ static void fcgi_handle_one(struct app *app, struct fcgi_exchange *x)
 }
 
 unsigned long fcgi_serve(struct app *app, volatile sig_atomic_t *stop,
-                         unsigned long max_requests)
+                         unsigned long max_requests, unsigned watchdog_s)
 {
     FCGX_Request fr;
     unsigned long served = 0;
@@ -171,8 +172,10 @@ unsigned long fcgi_serve(struct app *app, volatile sig_atomic_t *stop,
     while (!*stop && (max_requests == 0 || served < max_requests)) {
         if (FCGX_Accept_r(&fr) < 0)
             break;
+        alarm(watchdog_s);
         fcgi_handle_one(app, x);
         FCGX_Finish_r(&fr);
+        alarm(0);
         served++;
     }
     FCGX_Free(&fr, 1);

@@ -14,8 +14,10 @@
 
 /* Serves requests on the listening socket at fd 0 (where spawn-fcgi puts
  * it) until *stop becomes non-zero or max_requests have been served (0: no
- * limit).  Returns the number served. */
+ * limit).  A request still running after watchdog_s seconds kills the
+ * process (SIGALRM's default action): the pool replaces it, and SQLite rolls
+ * back whatever it had not committed.  Returns the number served. */
 unsigned long fcgi_serve(struct app *app, volatile sig_atomic_t *stop,
-                         unsigned long max_requests);
+                         unsigned long max_requests, unsigned watchdog_s);
 
 #endif

@@ -37,6 +37,9 @@
 #include "store.h"
 
 #define STOP_TIMEOUT_MS 10000
+/* nginx answers 504 at REQUEST_TIMEOUT; a worker still busy a little later
+ * is stuck, and the watchdog's SIGALRM ends it so the pool replaces it. */
+#define WATCHDOG_GRACE_S 5
 
 static volatile sig_atomic_t worker_stop;
 
@@ -97,6 +100,7 @@ static struct store *open_migrated_store(const struct config *cfg)
         fprintf(stderr, "orders-fcgi: cannot open database %s\n", err);
         return NULL;
     }
+    store_set_busy_timeout(st, cfg->busy_timeout_ms);
     if (store_migrate(st, err, sizeof err) != STORE_OK) {
         fprintf(stderr, "orders-fcgi: %s\n", err);
         store_close(st);
@@ -178,7 +182,8 @@ static int worker_main(const struct worker_args *wa)
         else
             app.spans = exporter_sink(exp);
     }
-    fcgi_serve(&app, &worker_stop, wa->max_requests);
+    fcgi_serve(&app, &worker_stop, wa->max_requests,
+               (unsigned)wa->cfg->request_timeout_s + WATCHDOG_GRACE_S);
     exporter_stop(exp);
     app_free(&app);
     store_close(st);
