@@ -55,13 +55,45 @@ static void log_put(struct log_buf *b, const char *s, int n)
 
 static void log_puts(struct log_buf *b, const char *s) { log_put(b, s, (int)strlen(s)); }
 
-/* JSON string escaping (RFC 8259, section 7).  Bytes >= 0x80 are copied: the
- * strings we log are UTF-8 already validated by cJSON or our own parsers. */
+/* Length of the valid UTF-8 sequence at c (RFC 3629), or 0 when it is not
+ * one: overlong forms, surrogates and values past U+10FFFF included. */
+static int log_utf8_sequence(const unsigned char *c)
+{
+    int n;
+    unsigned cp;
+    if (c[0] >= 0xc2 && c[0] <= 0xdf) { n = 2; cp = c[0] & 0x1fu; }
+    else if (c[0] >= 0xe0 && c[0] <= 0xef) { n = 3; cp = c[0] & 0x0fu; }
+    else if (c[0] >= 0xf0 && c[0] <= 0xf4) { n = 4; cp = c[0] & 0x07u; }
+    else return 0;
+    for (int i = 1; i < n; i++) {
+        if ((c[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (c[i] & 0x3fu);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return n;
+}
+
+/* JSON string escaping (RFC 8259, section 7).  Logged strings can hold raw
+ * client bytes (the path), so what is not valid UTF-8 becomes U+FFFD: a
+ * log line is always valid JSON. */
 static void log_put_json_string(struct log_buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     log_put(b, "\"", 1);
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c >= 0x80) {
+            int n = log_utf8_sequence(c);
+            if (n == 0) {
+                log_put(b, "\\ufffd", 6);
+            } else {
+                log_put(b, (const char *)c, n);
+                c += n - 1;
+            }
+            continue;
+        }
         char esc[7];
         switch (*c) {
         case '"': log_put(b, "\\\"", 2); break;

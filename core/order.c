@@ -257,6 +257,10 @@ static bool query_decode(const char *s, size_t n, char *out, size_t cap)
             if (hi < 0 || lo < 0)
                 return false;
             c = (char)(hi * 16 + lo);
+            /* "%00" would end the C string early: "limit=5%00junk" must not
+             * read as limit=5. */
+            if (c == '\0')
+                return false;
             i += 2;
         } else if (c == '+') {
             c = ' ';
