@@ -1,0 +1,265 @@
+/*
+ * orders-token - mint a bearer token the local service will accept.
+ *
+ *   TOKEN=$(build/orders-token)
+ *   build/orders-token --scopes orders.read --sub alice --exp-hours 0.25
+ *
+ * It reads the same settings the service reads (JWT_SECRET_KEY, else
+ * $RUNTIME_DIR/jwt-secret; JWT_ALGORITHM; JWT_ISSUER; JWT_AUDIENCE), so a
+ * token it prints is one the service verifies.  stdout carries the token
+ * and nothing else; every message goes to stderr and means exit status 1.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth.h"
+
+/* A token for a dev loop, not a long-lived credential; ten years is only a
+ * sanity bound on typos.  Negative values mint expired tokens for tests. */
+#define MAX_EXP_HOURS (24.0 * 365 * 10)
+#define SECRET_FILE_MAX 1024
+
+struct options {
+    char *scopes; /* space-separated, malloc'ed; "" means no scope claim */
+    const char *sub;
+    long lifetime;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: orders-token [--scopes S [S...]] [--sub SUB] [--exp-hours N]\n"
+            "\n"
+            "Prints a JWT for the Orders Service on stdout.\n"
+            "  --scopes S...   scopes to grant (default: orders.read orders.write;\n"
+            "                  none at all with a bare --scopes)\n"
+            "  --sub SUB       subject (default: user-123)\n"
+            "  --exp-hours N   lifetime in hours, may be fractional or negative\n"
+            "                  (default: 1)\n"
+            "\n"
+            "Secret: JWT_SECRET_KEY, else the file $RUNTIME_DIR/jwt-secret\n"
+            "(RUNTIME_DIR default ./var).  JWT_ALGORITHM (default HS256),\n"
+            "JWT_ISSUER and JWT_AUDIENCE are honoured as the service does.\n");
+}
+
+/* Unset and empty are the same, as in core/config.c. */
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    return (v != NULL && v[0] != '\0') ? v : NULL;
+}
+
+static bool is_option(const char *arg)
+{
+    return strncmp(arg, "--", 2) == 0;
+}
+
+/* Joins argv[*i + 1 ...] up to the next option into one claim. */
+static char *collect_scopes(int argc, char **argv, int *i)
+{
+    size_t len = 1;
+    int j;
+    for (j = *i + 1; j < argc && !is_option(argv[j]); j++)
+        len += strlen(argv[j]) + 1;
+    char *s = malloc(len);
+    if (s == NULL)
+        return NULL;
+    size_t at = 0;
+    for (j = *i + 1; j < argc && !is_option(argv[j]); j++) {
+        size_t n = strlen(argv[j]);
+        if (n == 0)
+            continue;
+        if (at > 0)
+            s[at++] = ' ';
+        memcpy(s + at, argv[j], n);
+        at += n;
+    }
+    s[at] = '\0';
+    *i = j - 1;
+    return s;
+}
+
+static bool parse_hours(const char *text, long *seconds)
+{
+    char *end;
+    errno = 0;
+    double h = strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !isfinite(h) ||
+        h > MAX_EXP_HOURS || h < -MAX_EXP_HOURS)
+        return false;
+    *seconds = (long)(h * 3600.0);
+    return true;
+}
+
+static bool replace_scopes(struct options *o, char *scopes)
+{
+    if (scopes == NULL) {
+        fprintf(stderr, "orders-token: out of memory\n");
+        return false;
+    }
+    free(o->scopes);
+    o->scopes = scopes;
+    return true;
+}
+
+/* Returns 0 to go on, 1 on a usage error, 2 when --help was answered. */
+static int parse_args(int argc, char **argv, struct options *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 2;
+        } else if (strcmp(a, "--scopes") == 0) {
+            if (!replace_scopes(o, collect_scopes(argc, argv, &i)))
+                return 1;
+        } else if (strcmp(a, "--sub") == 0 && i + 1 < argc) {
+            o->sub = argv[++i];
+        } else if (strcmp(a, "--exp-hours") == 0 && i + 1 < argc) {
+            if (!parse_hours(argv[++i], &o->lifetime)) {
+                fprintf(stderr, "orders-token: --exp-hours wants a number of "
+                                "hours within +-87600, not '%s'\n", argv[i]);
+                return 1;
+            }
+        } else {
+            fprintf(stderr, "orders-token: unexpected argument '%s'%s\n", a,
+                    (strcmp(a, "--sub") == 0 || strcmp(a, "--exp-hours") == 0)
+                        ? " (missing value)" : "");
+            usage(stderr);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Same rule as core/config.c: the whole file, at most 1 KiB, less the
+ * trailing newline an editor may have added. */
+static unsigned char *read_secret_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr,
+                "orders-token: JWT_SECRET_KEY is not set and %s cannot be "
+                "read (%s); set JWT_SECRET_KEY or start the service once to "
+                "generate it\n", path, strerror(errno));
+        return NULL;
+    }
+    unsigned char *buf = malloc(SECRET_FILE_MAX);
+    size_t n = buf ? fread(buf, 1, SECRET_FILE_MAX, f) : 0;
+    bool bad = buf == NULL || ferror(f) || !feof(f);
+    fclose(f);
+    if (bad) {
+        fprintf(stderr, "orders-token: %s: unreadable or longer than 1 KiB\n",
+                path);
+        free(buf);
+        return NULL;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    *len = n;
+    return buf;
+}
+
+static unsigned char *load_secret(size_t *len)
+{
+    const char *key = env("JWT_SECRET_KEY");
+    if (key != NULL) {
+        *len = strlen(key);
+        unsigned char *s = malloc(*len + 1);
+        if (s == NULL)
+            fprintf(stderr, "orders-token: out of memory\n");
+        else
+            memcpy(s, key, *len + 1);
+        return s;
+    }
+    const char *dir = env("RUNTIME_DIR");
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/jwt-secret", dir ? dir : "./var");
+    if (n < 0 || (size_t)n >= sizeof path) {
+        fprintf(stderr, "orders-token: RUNTIME_DIR is too long\n");
+        return NULL;
+    }
+    return read_secret_file(path, len);
+}
+
+static void wipe(unsigned char *p, size_t n)
+{
+    volatile unsigned char *vp = p;
+    while (n-- > 0)
+        *vp++ = 0;
+}
+
+/* Builds a throw-away verifier only to have the settings checked the way
+ * the service checks them, with the same messages. */
+static bool settings_usable(const struct auth_settings *s)
+{
+    char err[160];
+    struct auth_verifier *v = auth_verifier_new(s, err, sizeof err);
+    if (v == NULL) {
+        fprintf(stderr, "orders-token: %s\n", err);
+        return false;
+    }
+    auth_verifier_free(v);
+    return true;
+}
+
+static int mint(const struct options *o)
+{
+    size_t secret_len = 0;
+    unsigned char *secret = load_secret(&secret_len);
+    if (secret == NULL)
+        return 1;
+    struct auth_settings s = {
+        .secret = secret,
+        .secret_len = secret_len,
+        .algorithm = env("JWT_ALGORITHM"),
+        .issuer = env("JWT_ISSUER"),
+        .audience = env("JWT_AUDIENCE"),
+        .leeway_seconds = AUTH_LEEWAY_SECONDS,
+    };
+    int rc = 1;
+    if (settings_usable(&s)) {
+        char *token = auth_mint(&s, o->sub, o->scopes, time(NULL), o->lifetime);
+        if (token == NULL) {
+            fprintf(stderr, "orders-token: could not mint a token\n");
+        } else {
+            printf("%s\n", token);
+            rc = 0;
+            free(token);
+        }
+    }
+    wipe(secret, secret_len);
+    free(secret);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {
+        .scopes = strdup("orders.read orders.write"),
+        .sub = "user-123",
+        .lifetime = 3600,
+    };
+    if (o.scopes == NULL) {
+        fprintf(stderr, "orders-token: out of memory\n");
+        return 1;
+    }
+    int rc = parse_args(argc, argv, &o);
+    if (rc == 0)
+        rc = mint(&o);
+    else if (rc == 2)
+        rc = 0;
+    free(o.scopes);
+    /* A token lost to a full disk or closed pipe must not look like
+     * success to TOKEN=$(orders-token). */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "orders-token: cannot write to stdout\n");
+        rc = 1;
+    }
+    return rc;
+}
