@@ -173,8 +173,11 @@ void app_handle(struct app *app, const struct request *req,
     char allow[64];
     const char *route_name = "unmatched";
     int route_index = APP_ROUTE_COUNT;
+    /* HEAD is GET without the body (RFC 9110, 9.3.2); the adapter drops
+     * the body. */
+    const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
     switch (router_match(app_routes, sizeof app_routes / sizeof app_routes[0],
-                         req->method, req->path, &route, &params, allow,
+                         method, req->path, &route, &params, allow,
                          sizeof allow)) {
     case ROUTE_FOUND:
         call.param = params.param;

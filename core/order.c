@@ -156,12 +156,51 @@ static void validate_items(struct violations *v, const cJSON *items)
     }
 }
 
+/* What cJSON 1.7 lets through and we must not: a raw control character in
+ * a string (RFC 8259, section 7 forbids them), and U+0000, raw or escaped.
+ * cJSON stores strings NUL-terminated, so "abc\u0000def" would silently
+ * become "abc", and a member "customerId\u0000x" would count as customerId:
+ * the service would accept something the client did not send. */
+enum json_text_check { JSON_TEXT_OK, JSON_TEXT_INVALID, JSON_TEXT_NUL };
+
+static enum json_text_check json_text_check(const char *s, size_t n)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\0') /* never valid JSON text, in a string or out */
+            return JSON_TEXT_INVALID;
+        if (!in_string) {
+            in_string = c == '"';
+        } else if (c == '"') {
+            in_string = false;
+        } else if (c < 0x20) {
+            return JSON_TEXT_INVALID;
+        } else if (c == '\\' && i + 1 < n) {
+            if (s[i + 1] == 'u' && i + 5 < n && s[i + 2] == '0' && s[i + 3] == '0' &&
+                s[i + 4] == '0' && s[i + 5] == '0')
+                return JSON_TEXT_NUL;
+            i++; /* the escaped character */
+        }
+    }
+    return JSON_TEXT_OK;
+}
+
 /* Parses a body that must be exactly one JSON object (trailing bytes other
  * than whitespace are an error).  On failure adds the violation. */
 static cJSON *parse_object(const char *body, size_t len, struct violations *v)
 {
     if (body == NULL || len == 0) {
         violation_add(v, "request body is required");
+        return NULL;
+    }
+    enum json_text_check text = json_text_check(body, len);
+    if (text == JSON_TEXT_NUL) {
+        violation_add(v, "request body must not contain U+0000");
+        return NULL;
+    }
+    if (text == JSON_TEXT_INVALID) {
+        violation_add(v, "request body is not valid JSON");
         return NULL;
     }
     const char *end = NULL;

@@ -47,7 +47,7 @@ enum route_result router_match(const struct route *routes, size_t n,
     if (allow_len > 0)
         allow[0] = '\0';
     for (size_t i = 0; i < n; i++) {
-        struct route_match_params scratch;
+        struct route_match_params scratch = {.param = ""};
         if (!route_pattern_matches(routes[i].pattern, path, &scratch))
             continue;
         if (strcmp(routes[i].method, method) == 0) {

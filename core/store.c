@@ -53,6 +53,7 @@ static const char *const store_sql[STMT_COUNT] = {
 struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[STMT_COUNT];
+    int busy_timeout_ms;
 };
 
 static enum store_status store_status_of(int rc)
@@ -106,6 +107,7 @@ struct store *store_open(const char *path, bool synchronous_full, char *err,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                  SQLITE_OPEN_NOMUTEX,
                              NULL);
+    st->busy_timeout_ms = STORE_BUSY_TIMEOUT_MS;
     if (rc == SQLITE_OK)
         rc = sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
     /* WAL: readers never wait for the writer, and a commit is one append.
@@ -129,22 +131,29 @@ struct store *store_open(const char *path, bool synchronous_full, char *err,
 
 void store_set_busy_timeout(struct store *st, int ms)
 {
+    st->busy_timeout_ms = ms;
     sqlite3_busy_timeout(st->db, ms);
 }
 
 /* BEGIN IMMEDIATE takes the write lock up front, so a transaction never
  * fails half-way on a lock it could not upgrade.  SQLite can still answer
- * SQLITE_BUSY without waiting (a WAL recovery by another connection, for
- * one), so the begin is retried a bounded number of times. */
+ * SQLITE_BUSY without waiting out the busy timeout (a WAL recovery by
+ * another connection, for one), so a begin that failed early is retried a
+ * bounded number of times; one that waited the whole timeout is not, so a
+ * writer never waits longer than DB_BUSY_TIMEOUT_MS. */
 #define STORE_BEGIN_ATTEMPTS 3
 
 static int store_begin_write(struct store *st)
 {
     int rc = SQLITE_BUSY;
+    double deadline = clock_monotonic_ms() + st->busy_timeout_ms;
     for (int attempt = 0; attempt < STORE_BEGIN_ATTEMPTS && (rc & 0xff) == SQLITE_BUSY;
          attempt++) {
-        if (attempt > 0)
+        if (attempt > 0) {
+            if (clock_monotonic_ms() + 10 * attempt >= deadline)
+                break;
             sqlite3_sleep(10 * attempt);
+        }
         rc = store_step_done(st->stmt[STMT_BEGIN_IMMEDIATE]);
     }
     return rc;

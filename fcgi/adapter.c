@@ -3,6 +3,11 @@
 #include "problem.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/socket.h>
 #include <fcgiapp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,20 +163,81 @@ static void fcgi_handle_one(struct app *app, struct fcgi_exchange *x)
     response_free(&res);
 }
 
+/* Waits for a connection on the listening socket with SIGTERM/SIGINT
+ * deliverable only here (ppoll's mask), so a stop never interrupts a read
+ * in the middle of a kept-alive connection.  Returns the connected socket,
+ * or -1 when asked to stop. */
+static int fcgi_accept(int listen_fd, volatile sig_atomic_t *stop,
+                       const sigset_t *wait_mask)
+{
+    while (!*stop) {
+        struct pollfd pfd = {.fd = listen_fd, .events = POLLIN};
+        int n = ppoll(&pfd, 1, NULL, wait_mask);
+        if (n < 0 && errno != EINTR)
+            return -1;
+        if (n <= 0)
+            continue;
+        /* Several workers poll one socket; the losers get EAGAIN. */
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            return fd;
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+            errno != ECONNABORTED)
+            return -1;
+    }
+    return -1;
+}
+
+/* The worker accepts connections itself and hands each to libfcgi, which
+ * is given no listening socket of its own.  libfcgi alone would, when nginx
+ * closes a kept-alive connection, go straight back to accept() inside
+ * FCGX_Accept_r; and a stop signal arriving while it reads a kept-alive
+ * connection makes it close that connection under nginx's feet, which turns
+ * the next request nginx sends on it into a 502 (nginx never retries a
+ * POST).  Here, stop (SIGTERM), reload and recycling all wait until nginx
+ * itself closes the connection (upstream keepalive_requests and
+ * keepalive_timeout bound that), then the worker exits instead of
+ * accepting again. */
 unsigned long fcgi_serve(struct app *app, volatile sig_atomic_t *stop,
                          unsigned long max_requests, unsigned watchdog_s)
 {
     FCGX_Request fr;
     unsigned long served = 0;
+    sigset_t blocked, wait_mask;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGTERM);
+    sigaddset(&blocked, SIGINT);
     struct fcgi_exchange *x = malloc(sizeof *x);
-    if (x == NULL || FCGX_Init() != 0 || FCGX_InitRequest(&fr, 0, 0) != 0) {
+    if (x == NULL || sigprocmask(SIG_BLOCK, &blocked, &wait_mask) != 0 ||
+        FCGX_Init() != 0 || FCGX_InitRequest(&fr, -1, 0) != 0) {
+        free(x);
+        return 0;
+    }
+    sigdelset(&wait_mask, SIGTERM);
+    sigdelset(&wait_mask, SIGINT);
+    int flags = fcntl(0, F_GETFL);
+    if (flags < 0 || fcntl(0, F_SETFL, flags | O_NONBLOCK) != 0) {
         free(x);
         return 0;
     }
     x->fr = &fr;
-    while (!*stop && (max_requests == 0 || served < max_requests)) {
-        if (FCGX_Accept_r(&fr) < 0)
-            break;
+    for (;;) {
+        if (fr.ipcFd < 0) {
+            bool retiring = *stop || (max_requests != 0 && served >= max_requests);
+            int fd = retiring ? -1 : fcgi_accept(0, stop, &wait_mask);
+            if (fd < 0)
+                break;
+            fr.ipcFd = fd;
+            /* FCGX_Accept_r first finishes the "previous" request and
+             * closes the connection unless keepConnection is set. */
+            fr.keepConnection = 1;
+        }
+        /* With no listening socket libfcgi cannot accept: when the
+         * connection ends it returns < 0 with ipcFd closed (-1). */
+        if (FCGX_Accept_r(&fr) < 0) {
+            fr.ipcFd = -1;
+            continue;
+        }
         alarm(watchdog_s);
         fcgi_handle_one(app, x);
         FCGX_Finish_r(&fr);

@@ -18,9 +18,6 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
-#include <fcgiapp.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,22 +31,22 @@
 #include "config.h"
 #include "exporter.h"
 #include "pool.h"
+#include "privileges.h"
 #include "store.h"
 
-#define STOP_TIMEOUT_MS 10000
+#define STOP_TIMEOUT_MS 15000
 /* nginx answers 504 at REQUEST_TIMEOUT; a worker still busy a little later
  * is stuck, and the watchdog's SIGALRM ends it so the pool replaces it. */
 #define WATCHDOG_GRACE_S 5
 
 static volatile sig_atomic_t worker_stop;
 
-/* No SA_RESTART: the blocking accept() must return so the loop can see the
- * flag; FCGX_ShutdownPending makes libfcgi give up instead of retrying. */
+/* The adapter keeps SIGTERM/SIGINT blocked except while it waits in
+ * accept (fcgi/adapter.c explains why); the handler only sets the flag. */
 static void worker_on_term(int sig)
 {
     (void)sig;
     worker_stop = 1;
-    FCGX_ShutdownPending();
 }
 
 static int worker_install_signals(void)
@@ -62,33 +59,6 @@ static int worker_install_signals(void)
         return -1;
     sa.sa_handler = SIG_IGN;
     return sigaction(SIGPIPE, &sa, NULL);
-}
-
-/* Started as root, a worker gives root up before it opens the database or
- * reads a request: bind (spawn-fcgi did), then drop, as OpenBSD's daemons do. */
-static int drop_privileges(void)
-{
-    if (geteuid() != 0)
-        return 0;
-    const char *name = getenv("WORKER_USER");
-    if (name == NULL || name[0] == '\0')
-        name = "www-data";
-    struct passwd *pw = getpwnam(name);
-    if (pw == NULL) {
-        fprintf(stderr, "orders-fcgi: WORKER_USER %s does not exist\n", name);
-        return -1;
-    }
-    if (setgroups(1, &pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
-        setuid(pw->pw_uid) != 0) {
-        fprintf(stderr, "orders-fcgi: cannot drop privileges to %s: %s\n", name,
-                strerror(errno));
-        return -1;
-    }
-    if (setuid(0) == 0) {
-        fprintf(stderr, "orders-fcgi: still able to regain root; refusing to run\n");
-        return -1;
-    }
-    return 0;
 }
 
 static struct store *open_migrated_store(const struct config *cfg)
@@ -160,7 +130,7 @@ static struct metrics *metrics_attach(void)
 
 static int worker_main(const struct worker_args *wa)
 {
-    if (worker_install_signals() != 0 || drop_privileges() != 0)
+    if (worker_install_signals() != 0 || privileges_drop("orders-fcgi") != 0)
         return 1;
     struct store *st = open_migrated_store(wa->cfg);
     if (st == NULL)
@@ -208,7 +178,7 @@ static long env_long(const char *name, long fallback, long min, long max)
 
 static int run_migrate(const struct config *cfg)
 {
-    if (drop_privileges() != 0)
+    if (privileges_drop("orders-fcgi") != 0)
         return 1;
     struct store *st = open_migrated_store(cfg);
     if (st == NULL)

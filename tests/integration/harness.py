@@ -246,7 +246,8 @@ class Stack:
 
     def db(self):
         import sqlite3
-        return sqlite3.connect(os.path.join(self.runtime, "orders.db"), timeout=10)
+        path = self.env.get("DATABASE_PATH") or os.path.join(self.runtime, "orders.db")
+        return sqlite3.connect(path, timeout=10)
 
 
 def assert_problem(test, res, status, type_, instance=None):

@@ -1,0 +1,39 @@
+#include "privileges.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int privileges_drop(const char *prog)
+{
+    if (geteuid() != 0)
+        return 0;
+    const char *name = getenv("WORKER_USER");
+    if (name == NULL || name[0] == '\0')
+        name = "www-data";
+    struct passwd *pw = getpwnam(name);
+    if (pw == NULL) {
+        fprintf(stderr, "%s: WORKER_USER %s does not exist\n", prog, name);
+        return -1;
+    }
+    if (pw->pw_uid == 0) {
+        fprintf(stderr, "%s: WORKER_USER must not be root\n", prog);
+        return -1;
+    }
+    /* Group first: once the uid is gone, so is the right to change it. */
+    if (setgroups(1, &pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+        setuid(pw->pw_uid) != 0) {
+        fprintf(stderr, "%s: cannot drop privileges to %s: %s\n", prog, name,
+                strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0) {
+        fprintf(stderr, "%s: still able to regain root; refusing to run\n", prog);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,213 @@
+/*
+ * orders-publisher - delivers the Orders Service's events (the transactional
+ * outbox, migrations/002_events.sql) to EVENT_SINK as CloudEvents 1.0.
+ *
+ * Usage: orders-publisher [--once] [--help] [--version]
+ *
+ * Environment (every variable has a default; an empty one counts as unset):
+ *
+ *   RUNTIME_DIR                 ./var      where the database lives by default
+ *   DATABASE_PATH               $RUNTIME_DIR/orders.db
+ *   DB_SYNCHRONOUS              full       or normal (see the contract)
+ *   EVENT_SINK                  stdout     stdout | file:PATH | http(s)://URL
+ *   LOG_LEVEL                   info       debug | info | warn | error
+ *   PUBLISHER_BATCH             256        events per batch: one fsync and
+ *                                          one transaction each; bigger is
+ *                                          faster to a file, but is also what
+ *                                          a crash may send twice
+ *   PUBLISHER_MAX_ATTEMPTS      5          rejections (HTTP 4xx about the
+ *                                          event) before it is parked
+ *   PUBLISHER_RETENTION_HOURS   168        delivered rows older than this are
+ *                                          deleted (at start, then each
+ *                                          minute); 0 keeps them forever.
+ *                                          Parked rows are never deleted
+ *   PUBLISHER_BACKOFF_BASE_MS   100        first retry delay, doubling ...
+ *   PUBLISHER_BACKOFF_CAP_MS    30000      ... up to this
+ *   PUBLISHER_LEASE_MS          10000      how long a crashed publisher
+ *                                          blocks a standby; at least
+ *                                          PUBLISHER_HTTP_TIMEOUT_MS + 1000
+ *   PUBLISHER_POLL_MS           1000       longest sleep: the fallback poll
+ *                                          when inotify is unavailable
+ *   PUBLISHER_HTTP_TIMEOUT_MS   5000       a whole POST
+ *   PUBLISHER_CONNECT_TIMEOUT_MS 2000      connecting to the sink
+ *   WORKER_USER                 www-data   the account it runs as when
+ *                                          started as root
+ *
+ * Exit status: 0 after SIGTERM/SIGINT or a complete --once; 1 when --once
+ * left events undelivered (sink or database failure) or on a fatal error;
+ * 2 for bad arguments or settings; 3 when --once found another live
+ * publisher holding the lease.
+ *
+ * Delivery, retry, poison and lease policies: see relay.c.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "outbox.h"
+#include "plog.h"
+#include "privileges.h"
+#include "relay.h"
+#include "settings.h"
+#include "sink.h"
+#include "wake.h"
+
+#ifndef ORDERS_VERSION
+#define ORDERS_VERSION "dev"
+#endif
+
+#define MAIN_EXIT_USAGE 2
+
+static void main_usage(FILE *out)
+{
+    fputs("usage: orders-publisher [--once] [--help] [--version]\n"
+          "\n"
+          "Delivers the Orders Service's events, in commit order and at least once,\n"
+          "to EVENT_SINK (stdout, file:PATH or an http(s):// URL) as CloudEvents 1.0.\n"
+          "\n"
+          "  --once     deliver everything deliverable now, then exit (status 1 if\n"
+          "             the sink failed and events remain)\n"
+          "  --help     this text\n"
+          "  --version  the version\n"
+          "\n"
+          "Settings come from the environment: RUNTIME_DIR, DATABASE_PATH,\n"
+          "DB_SYNCHRONOUS, EVENT_SINK, LOG_LEVEL and PUBLISHER_BATCH,\n"
+          "PUBLISHER_MAX_ATTEMPTS, PUBLISHER_RETENTION_HOURS,\n"
+          "PUBLISHER_BACKOFF_BASE_MS, PUBLISHER_BACKOFF_CAP_MS, PUBLISHER_LEASE_MS,\n"
+          "PUBLISHER_POLL_MS, PUBLISHER_HTTP_TIMEOUT_MS, PUBLISHER_CONNECT_TIMEOUT_MS.\n",
+          out);
+}
+
+/* Returns -1 to carry on, or an exit status. */
+static int main_args(int argc, char **argv, bool *once)
+{
+    *once = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--once") == 0) {
+            *once = true;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            main_usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("orders-publisher %s\n", ORDERS_VERSION);
+            return 0;
+        } else {
+            fprintf(stderr, "orders-publisher: unknown argument \"%s\"\n", argv[i]);
+            main_usage(stderr);
+            return MAIN_EXIT_USAGE;
+        }
+    }
+    return -1;
+}
+
+static void main_fatal(const char *message, const char *error)
+{
+    struct plog_field f[] = {PLOG_STR("error", error)};
+    plog(PLOG_ERROR, message, f, PLOG_COUNT(f));
+}
+
+/* The workers create and migrate the database; a publisher started beside
+ * them waits instead of failing.  --once is for batch use, where waiting
+ * for something that may never come is worse than saying so.
+ * Returns 0 when open, 1 when asked to stop while waiting, -1 on error. */
+static int main_open_outbox(const struct settings *cfg, struct wake *w, bool once, struct outbox **ob)
+{
+    char err[512];
+    bool told = false;
+
+    for (;;) {
+        enum outbox_status st = outbox_open(ob, cfg->database_path, cfg->synchronous_full,
+                                            err, sizeof(err));
+        if (st == OUTBOX_OK)
+            return 0;
+        if (st == OUTBOX_ERROR || once) {
+            main_fatal("cannot open the database", err);
+            return -1;
+        }
+        if (!told) {
+            struct plog_field f[] = {PLOG_STR("database", cfg->database_path), PLOG_STR("reason", err)};
+            plog(PLOG_INFO, "waiting for the workers to create the database", f, PLOG_COUNT(f));
+            told = true;
+        }
+        (void)wake_watch(w, cfg->database_path); /* the directory may exist by now */
+        if (wake_wait(w, cfg->poll_ms) == WAKE_STOP)
+            return 1;
+    }
+}
+
+static void main_log_start(const struct settings *cfg, const struct sink *sink, bool once,
+                           bool watching)
+{
+    struct plog_field f[] = {
+        PLOG_STR("version", ORDERS_VERSION), PLOG_STR("database", cfg->database_path),
+        PLOG_STR("sink", sink_describe(sink)), PLOG_STR("mode", once ? "once" : "daemon"),
+        PLOG_STR("wake", watching ? "inotify" : "poll"), PLOG_INT("batch", cfg->batch),
+        PLOG_INT("max_attempts", cfg->max_attempts)};
+    plog(PLOG_INFO, "publisher started", f, PLOG_COUNT(f));
+}
+
+static int main_run(const struct settings *cfg, struct wake *w, bool once)
+{
+    const struct sink_options opt = {.connect_timeout_ms = cfg->connect_timeout_ms,
+                                     .timeout_ms = cfg->http_timeout_ms,
+                                     .user_agent = "orders-publisher/" ORDERS_VERSION};
+    struct sink *sink = NULL;
+    struct outbox *ob = NULL;
+    char err[512];
+    int code, rc;
+
+    if (sink_open(&sink, cfg->event_sink, &opt, err, sizeof(err)) != 0) {
+        main_fatal("cannot open EVENT_SINK", err);
+        return 1;
+    }
+    rc = main_open_outbox(cfg, w, once, &ob);
+    if (rc != 0) {
+        sink_close(sink);
+        return rc < 0 ? 1 : 0;
+    }
+    if (wake_watch(w, cfg->database_path) != 0)
+        plog_msg(PLOG_WARN, "inotify unavailable: polling the database every PUBLISHER_POLL_MS");
+    main_log_start(cfg, sink, once, wake_watching(w));
+    code = (int)relay_run(cfg, ob, sink, w, once);
+    outbox_close(ob);
+    sink_close(sink);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    struct settings cfg;
+    struct wake *w = NULL;
+    char err[512];
+    bool once;
+    int code = main_args(argc, argv, &once);
+
+    if (code >= 0)
+        return code;
+    if (settings_load(&cfg, err, sizeof(err)) != 0) {
+        main_fatal("bad configuration", err);
+        return MAIN_EXIT_USAGE;
+    }
+    plog_set_level(cfg.log_level);
+    /* Started as root (scripts/run-stack in CI), deliver as WORKER_USER,
+     * the owner of the database, so no file of it ever becomes root's. */
+    if (privileges_drop("orders-publisher") != 0) {
+        settings_free(&cfg);
+        return 1;
+    }
+    /* Signals are blocked before curl can start a resolver thread. */
+    if (wake_open(&w, err, sizeof(err)) != 0) {
+        main_fatal("cannot start", err);
+        settings_free(&cfg);
+        return 1;
+    }
+    if (sink_global_init() != 0) {
+        main_fatal("cannot start", "curl_global_init failed");
+        code = 1;
+    } else {
+        code = main_run(&cfg, w, once);
+        sink_global_cleanup();
+    }
+    wake_close(w);
+    settings_free(&cfg);
+    return code;
+}

@@ -1,0 +1,921 @@
+#!/usr/bin/env python3
+"""The Orders Service benchmark's orchestrator (run it through run.sh).
+
+run.sh installs what is missing, builds build-bench/ and then runs this with
+the environment below; everything here is standard library.
+
+    BENCH_TMP          the temporary directory (made and removed by run.sh)
+    BENCH_BUILD_DIR    the meson build of the service (build-bench/)
+    BENCH_RESPONDER    the compiled empty libfcgi responder
+    BENCH_STORAGE      the compiled storage-limit program
+    BENCH_SECONDS      wrk -d per run (default 10)
+    BENCH_RUNS         runs per scenario; the median run is reported (1)
+    BENCH_WARMUP       seconds of unmeasured wrk before each scenario (1)
+    BENCH_SCALES       orders in the database for the read scenarios
+                       ("1000 1000000"); the write scenarios run at the first
+    BENCH_THREADS, BENCH_CONNECTIONS   wrk -t / -c (2, 32)
+    BENCH_OUT          also write the report to this file (optional)
+    BENCH_PROFILE      1: profile the workers with perf (cpu-clock, DWARF call
+                       graphs) during one extra run of GET /orders/{id} and of
+                       POST /orders, and add the top functions to the report
+    WORKERS            pool size (default: nproc), DB_SYNCHRONOUS (full)
+
+What runs, in order, all on 127.0.0.1 with the same wrk settings:
+  1. the FastCGI ceiling: scripts/run-stack itself, pointed at a build
+     directory whose fcgi/orders-fcgi is ceiling-orders-fcgi (WORKERS empty
+     libfcgi responders), so nginx config, socket and spawn-fcgi are the real
+     stack's;
+  2. the nginx ceiling: that same rendered nginx config with `location /`
+     replaced by `return 200 '{"status":"ok"}'`;
+  3. per scale: a fresh database seeded by seed.py, the real stack started
+     by scripts/run-stack (pool + nginx + publisher with a file sink), and
+     the scenarios; at the first scale, right before the write scenarios,
+     the storage limit: storage_limit.c, one process doing the write
+     transaction in a loop against a fresh migrated database.
+
+CPU per request is the utime+stime the worker pool (master and workers, and
+workers that exited, through the master's cutime/cstime) and the publisher
+spent between the start of a run and the moment the publisher has drained
+the outbox after it, from /proc/PID/stat, divided by the requests.  Peak RSS
+is VmHWM from /proc/PID/status: the largest worker's, and the publisher's.
+"""
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+IS_ROOT = os.geteuid() == 0
+WORKER_USER = os.environ.get("WORKER_USER") or "www-data"
+SECRET = "bench-secret-0123456789abcdef0123456789abcdef-not-for-production"
+
+
+def say(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+class Stop(Exception):
+    """SIGTERM (run.sh forwards Ctrl-C as SIGTERM)."""
+
+
+def on_term(signum, frame):
+    raise Stop("signal %d" % signum)
+
+
+def env_int(name, default, lo, hi):
+    v = os.environ.get(name, "")
+    if v == "":
+        return default
+    try:
+        n = int(v)
+    except ValueError:
+        n = lo - 1
+    if not lo <= n <= hi:
+        sys.exit("bench: %s must be an integer from %d to %d" % (name, lo, hi))
+    return n
+
+
+class Settings:
+    def __init__(self):
+        self.tmp = os.environ["BENCH_TMP"]
+        self.build = os.environ["BENCH_BUILD_DIR"]
+        self.responder = os.environ["BENCH_RESPONDER"]
+        self.storage = os.environ["BENCH_STORAGE"]
+        self.seconds = env_int("BENCH_SECONDS", 10, 1, 3600)
+        self.runs = env_int("BENCH_RUNS", 1, 1, 25)
+        self.warmup = env_int("BENCH_WARMUP", 1, 0, 60)
+        self.threads = env_int("BENCH_THREADS", 2, 1, 64)
+        self.connections = env_int("BENCH_CONNECTIONS", 32, 1, 10000)
+        self.workers = env_int("WORKERS", os.cpu_count() or 1, 1, 256)
+        self.sync = (os.environ.get("DB_SYNCHRONOUS") or "full").lower()
+        if self.sync not in ("full", "normal"):
+            sys.exit("bench: DB_SYNCHRONOUS must be full or normal")
+        scales = (os.environ.get("BENCH_SCALES") or "1000 1000000").split()
+        try:
+            self.scales = [int(s) for s in scales]
+        except ValueError:
+            sys.exit("bench: BENCH_SCALES must be integers, e.g. '1000 1000000'")
+        if not self.scales or any(s < 1 or s > 50_000_000 for s in self.scales):
+            sys.exit("bench: each of BENCH_SCALES must be 1..50000000")
+        self.out = os.environ.get("BENCH_OUT") or None
+        self.profile = bool(os.environ.get("BENCH_PROFILE"))
+
+
+S = None  # the Settings
+
+
+# ---------------------------------------------------------------- processes
+
+def register_session(pid):
+    """run.sh's trap kills every session listed here, whatever happens."""
+    with open(os.path.join(S.tmp, "sessions"), "a") as f:
+        f.write("%d\n" % pid)
+
+
+def read_stat(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        s = f.read()
+    rp = s.rindex(")")
+    fields = s[rp + 2:].split()
+    return {
+        "pid": pid, "comm": s[s.index("(") + 1:rp], "ppid": int(fields[1]),
+        "session": int(fields[3]), "utime": int(fields[11]), "stime": int(fields[12]),
+        "cutime": int(fields[13]), "cstime": int(fields[14]),
+    }
+
+
+def session_procs(sid):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            st = read_stat(int(d))
+        except (OSError, ValueError, IndexError):
+            continue
+        if st["session"] == sid:
+            out.append(st)
+    return out
+
+
+def kill_session(sid, grace=3.0):
+    """TERM, then KILL, whatever is left in a session; returns what was left."""
+    left = [p for p in session_procs(sid)]
+    names = sorted({p["comm"] for p in left})
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+        procs = session_procs(sid)
+        if not procs:
+            break
+        for p in procs:
+            try:
+                os.kill(p["pid"], sig)
+            except OSError:
+                pass
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and session_procs(sid):
+            time.sleep(0.05)
+    return names
+
+
+def vm_hwm_kib(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_status(port, path, timeout=2.0):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        r.read()
+        return r.status
+    finally:
+        conn.close()
+
+
+def wait_http_ok(port, path, proc, what, logs, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("%s exited early (%s):\n%s" % (what, proc.returncode, tail(logs)))
+        try:
+            if http_status(port, path) == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("%s not ready within %ss:\n%s" % (what, timeout, tail(logs)))
+
+
+def tail(paths, n=3000):
+    out = []
+    for p in paths:
+        try:
+            with open(p, "rb") as f:
+                out.append("== %s\n%s" % (p, f.read().decode("utf-8", "replace")[-n:]))
+        except OSError:
+            pass
+    return "\n".join(out)
+
+
+def as_worker(argv):
+    if IS_ROOT:
+        return ["setpriv", "--reuid=" + WORKER_USER, "--regid=" + WORKER_USER,
+                "--init-groups", "--"] + argv
+    return argv
+
+
+def make_worker_dir(path):
+    os.makedirs(path, exist_ok=True)
+    if IS_ROOT:
+        shutil.chown(path, WORKER_USER, WORKER_USER)
+
+
+def migrate(db_path):
+    env = dict(os.environ, DATABASE_PATH=db_path, JWT_SECRET_KEY=SECRET,
+               DB_SYNCHRONOUS=S.sync)
+    subprocess.run([os.path.join(S.build, "fcgi", "orders-fcgi"), "--migrate"], env=env,
+                   check=True, stdout=subprocess.DEVNULL, timeout=60)
+
+
+class Stack:
+    """scripts/run-stack in its own session, as the integration harness runs it."""
+
+    def __init__(self, name, build, env=None):
+        self.name = name
+        self.build = build
+        self.dir = os.path.join(S.tmp, name)
+        self.runtime = os.path.join(self.dir, "var")
+        self.db = os.path.join(self.runtime, "orders.db")
+        self.port = free_port()
+        self.extra_env = dict(env or {})
+        self.proc = None
+        self.leftovers = []
+
+    def start(self):
+        make_worker_dir(self.runtime)
+        self.env = dict(os.environ)
+        self.env.update({
+            "HOST": "127.0.0.1", "PORT": str(self.port), "RUNTIME_DIR": self.runtime,
+            "WORKERS": str(S.workers), "JWT_SECRET_KEY": SECRET, "BUILD_DIR": self.build,
+            "DB_SYNCHRONOUS": S.sync, "LOG_LEVEL": "info",
+            "EVENT_SINK": "file:" + os.path.join(self.runtime, "events.jsonl"),
+        })
+        self.env.update(self.extra_env)
+        self.log = os.path.join(self.dir, "stack.log")
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen([os.path.join(ROOT, "scripts", "run-stack")],
+                                         env=self.env, cwd=self.dir, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        register_session(self.proc.pid)
+        wait_http_ok(self.port, "/readyz", self.proc, "the %s stack" % self.name,
+                     [self.log, os.path.join(self.runtime, "logs", "nginx-error.log")])
+        # every worker has opened the database and prepared its statements
+        time.sleep(0.5)
+
+    def procs(self):
+        return session_procs(self.proc.pid)
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                pass
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and self.procs():
+            time.sleep(0.05)
+        self.leftovers = kill_session(self.proc.pid)
+        if self.leftovers:
+            say("%s stack: still running after run-stack stopped, killed: %s"
+                % (self.name, ", ".join(self.leftovers)))
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.proc = None
+
+
+class Nginx:
+    """nginx alone, from a config file, in its own session."""
+
+    def __init__(self, prefix, conf, port):
+        self.prefix, self.conf, self.port = prefix, conf, port
+        self.proc = None
+
+    def start(self):
+        err = os.path.join(self.prefix, "..", "logs", "nginx-error.log")
+        self.proc = subprocess.Popen(["nginx", "-e", err, "-p", self.prefix, "-c", self.conf],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        register_session(self.proc.pid)
+        wait_http_ok(self.port, "/", self.proc, "the nginx ceiling", [err])
+
+    def procs(self):
+        return session_procs(self.proc.pid)
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        kill_session(self.proc.pid)
+        self.proc = None
+
+
+# ---------------------------------------------------------------- accounting
+
+POOL_COMMS = ("orders-fcgi", "empty_responder")
+
+
+def cpu_snapshot(procs):
+    by_pid = {p["pid"]: p for p in procs}
+    pool = pub = ngx = 0
+    for p in procs:
+        own = p["utime"] + p["stime"]
+        if p["comm"] in POOL_COMMS:
+            pool += own
+            parent = by_pid.get(p["ppid"])
+            if parent is None or parent["comm"] not in POOL_COMMS:
+                # the pool master: workers that exited in the interval
+                pool += p["cutime"] + p["cstime"]
+        elif p["comm"].startswith("orders-publish"):
+            pub += own
+        elif p["comm"] == "nginx":
+            ngx += own
+    return {"pool": pool, "publisher": pub, "nginx": ngx}
+
+
+def peak_rss(procs):
+    by_pid = {p["pid"]: p for p in procs}
+    worker = publisher = None
+    for p in procs:
+        if p["comm"] == "orders-fcgi":
+            parent = by_pid.get(p["ppid"])
+            if parent is not None and parent["comm"] == "orders-fcgi":
+                v = vm_hwm_kib(p["pid"])
+                if v is not None:
+                    worker = max(worker or 0, v)
+        elif p["comm"].startswith("orders-publish"):
+            publisher = vm_hwm_kib(p["pid"])
+    return worker, publisher
+
+
+def rss_breakdown(procs):
+    """Of the largest worker: resident anonymous and file-backed (shared
+    libraries) memory and its proportional share (Pss), in KiB."""
+    by_pid = {p["pid"]: p for p in procs}
+    best = None
+    for p in procs:
+        parent = by_pid.get(p["ppid"])
+        if p["comm"] == "orders-fcgi" and parent is not None and parent["comm"] == "orders-fcgi":
+            v = vm_hwm_kib(p["pid"]) or 0
+            if best is None or v > best[0]:
+                best = (v, p["pid"])
+    if best is None:
+        return None
+    out = {"hwm": best[0]}
+    try:
+        with open("/proc/%d/status" % best[1]) as f:
+            for line in f:
+                k = line.split(":")[0]
+                if k in ("RssAnon", "RssFile", "RssShmem"):
+                    out[k] = int(line.split()[1])
+        with open("/proc/%d/smaps_rollup" % best[1]) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    out["Pss"] = int(line.split()[1])
+    except OSError:
+        pass
+    return out
+
+
+def outbox_pending(db):
+    try:
+        con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
+        try:
+            return con.execute("SELECT count(*) FROM events WHERE delivered_at IS NULL"
+                               " AND parked_at IS NULL").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+
+
+def wait_outbox_drained(db, timeout=60.0):
+    """Seconds until the publisher delivered every event (None: not within timeout)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        n = outbox_pending(db)
+        if n == 0:
+            return time.monotonic() - t0
+        time.sleep(0.05)
+    return None
+
+
+# ---------------------------------------------------------------- wrk
+
+def run_wrk(port, script, env_extra, seconds, tag):
+    env = dict(os.environ, BENCH_LUA=HERE)
+    env.update(env_extra)
+    cmd = ["wrk", "-t%d" % S.threads, "-c%d" % S.connections, "-d%ds" % seconds,
+           "--latency", "--timeout", "10s", "-s", os.path.join(HERE, script),
+           "http://127.0.0.1:%d/" % port]
+    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=seconds + 120)
+    with open(os.path.join(S.tmp, "wrk.log"), "a") as f:
+        f.write("### %s\n$ %s\n%s\n" % (tag, " ".join(cmd), p.stdout))
+    for line in p.stdout.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            r = json.loads(line[len("BENCH_RESULT "):])
+            r["rps"] = r["requests"] / (r["duration_us"] / 1e6) if r["duration_us"] else 0.0
+            r["socket_errors"] = sum(r["errors_" + k] for k in ("connect", "read", "write", "timeout"))
+            if r["non2xx"] is None:
+                r["non2xx"] = r["errors_status"]
+            return r
+    raise RuntimeError("wrk gave no result for %s (exit %s):\n%s" % (tag, p.returncode, p.stdout[-3000:]))
+
+
+def median_run(runs):
+    """The run with the median requests/s (the lower middle for an even count)."""
+    ordered = sorted(runs, key=lambda r: r["rps"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def measure(target, label, script, env_extra, db=None, writes=False):
+    """Runs one scenario BENCH_RUNS times against target (a Stack or Nginx)."""
+    if S.warmup:
+        run_wrk(target.port, script, env_extra, S.warmup, label + " (warm-up)")
+        if writes and db:
+            wait_outbox_drained(db)
+    runs = []
+    for i in range(S.runs):
+        before = cpu_snapshot(target.procs())
+        r = run_wrk(target.port, script, env_extra, S.seconds, "%s run %d" % (label, i + 1))
+        r["drain_s"] = wait_outbox_drained(db) if (writes and db) else 0.0
+        after = cpu_snapshot(target.procs())
+        procs = target.procs()
+        r["rss_worker"], r["rss_publisher"] = peak_rss(procs)
+        n = max(r["requests"], 1)
+        r["cpu_us"] = (after["pool"] + after["publisher"] - before["pool"] - before["publisher"]) \
+            * 1e6 / CLK_TCK / n
+        r["nginx_cpu_us"] = (after["nginx"] - before["nginx"]) * 1e6 / CLK_TCK / n
+        runs.append(r)
+        say("  %-34s %9.0f req/s  p50 %6.2f ms  p99 %7.2f ms  non-2xx %d%s"
+            % (label, r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000, r["non2xx"],
+               "  socket errors %d" % r["socket_errors"] if r["socket_errors"] else ""))
+        time.sleep(0.5)
+    m = dict(median_run(runs))
+    m["all_rps"] = [r["rps"] for r in runs]
+    m["label"] = label
+    return m
+
+
+# ---------------------------------------------------------------- profile
+
+def perf_works():
+    try:
+        p = subprocess.run(["perf", "record", "-q", "-e", "cpu-clock", "-o", "/dev/null", "--",
+                            "true"], capture_output=True, timeout=30)
+        return p.returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def profile(target, label, script, env_extra, db=None, writes=False):
+    """perf record on the pool's workers during one extra (unmeasured) run;
+    returns the top of `perf report`, inclusive (children) and self."""
+    procs = target.procs()
+    by_pid = {p["pid"]: p for p in procs}
+    workers = [str(p["pid"]) for p in procs if p["comm"] == "orders-fcgi"
+               and by_pid.get(p["ppid"], {}).get("comm") == "orders-fcgi"]
+    if not workers:
+        return None
+    data = os.path.join(S.tmp, "perf-%s.data" % re.sub(r"[^a-z]+", "-", label.lower()).strip("-"))
+    rec = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "499",
+                            "--call-graph", "dwarf,16384", "-p", ",".join(workers), "-o", data],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        run_wrk(target.port, script, env_extra, S.seconds, label + " (profiled)")
+    finally:
+        rec.send_signal(signal.SIGINT)
+        try:
+            rec.wait(60)
+        except subprocess.TimeoutExpired:
+            rec.kill()
+            rec.wait()
+    if writes and db:
+        wait_outbox_drained(db)
+
+    def top(args, n):
+        p = subprocess.run(["perf", "report", "-i", data, "--stdio", "-g", "none",
+                            "--percent-limit", "0.5"] + args, capture_output=True, text=True,
+                           timeout=300)
+        lines = [re.sub(r"(\s+-)+\s*$", "", l) for l in p.stdout.splitlines()
+                 if l.strip() and not l.startswith("#")]
+        return lines[:n]
+    return {"children": top(["--children", "--sort", "dso,symbol"], 32),
+            "self": top(["--no-children", "--sort", "dso,symbol"], 20)}
+
+
+# ---------------------------------------------------------------- tokens
+
+def mint_token():
+    tool = os.path.join(S.build, "tools", "orders-token")
+    if os.access(tool, os.X_OK):
+        env = dict(os.environ, JWT_SECRET_KEY=SECRET)
+        for k in ("JWT_ALGORITHM", "JWT_ISSUER", "JWT_AUDIENCE"):
+            env.pop(k, None)
+        p = subprocess.run([tool, "--scopes", "orders.read", "orders.write", "--sub",
+                            "bench", "--exp-hours", "12"], env=env, capture_output=True,
+                           text=True, timeout=30)
+        if p.returncode == 0 and p.stdout.strip():
+            return p.stdout.strip(), "build-bench/tools/orders-token"
+        say("orders-token failed (%s); minting in Python" % p.stderr.strip())
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    now = int(time.time())
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    body = b64(json.dumps({"sub": "bench", "scope": "orders.read orders.write", "iat": now,
+                           "exp": now + 12 * 3600}, separators=(",", ":")).encode())
+    sig = hmac.new(SECRET.encode(), (head + "." + body).encode(), hashlib.sha256).digest()
+    return head + "." + body + "." + b64(sig), "Python (hmac, HS256)"
+
+
+# ---------------------------------------------------------------- phases
+
+def storage_limit():
+    d = os.path.join(S.tmp, "storage")
+    make_worker_dir(d)
+    db = os.path.join(d, "orders.db")
+    migrate(db)
+    results = []
+    for i in range(S.runs):
+        env = dict(os.environ, DB_SYNCHRONOUS=S.sync)
+        p = subprocess.run(as_worker([S.storage, db, str(S.seconds)]), env=env,
+                           capture_output=True, text=True, timeout=S.seconds + 120)
+        m = re.search(r"transactions/s: ([0-9.]+)", p.stdout)
+        if p.returncode != 0 or not m:
+            raise RuntimeError("storage_limit failed: %s %s" % (p.stdout, p.stderr))
+        results.append(float(m.group(1)))
+        say("  %-34s %9.0f transactions/s" % ("storage limit (run %d)" % (i + 1), results[-1]))
+    shutil.rmtree(d, ignore_errors=True)
+    ordered = sorted(results)
+    return {"tps": ordered[(len(ordered) - 1) // 2], "all": results}
+
+
+CEILING_PUBLISHER = """#!/bin/sh
+# Stand-in for orders-publisher in the FastCGI ceiling's build directory:
+# there is no database to publish from; it waits to be stopped.
+exec sleep 86400
+"""
+
+
+def fake_build():
+    """A build directory whose orders-fcgi starts empty responders (and whose
+    publisher does nothing), for scripts/run-stack."""
+    d = os.path.join(S.tmp, "ceiling-build")
+    for sub in ("fcgi", "publisher"):
+        os.makedirs(os.path.join(d, sub), exist_ok=True)
+    dst = os.path.join(d, "fcgi", "orders-fcgi")
+    shutil.copy(os.path.join(HERE, "ceiling-orders-fcgi"), dst)
+    os.chmod(dst, 0o755)
+    pub = os.path.join(d, "publisher", "orders-publisher")
+    with open(pub, "w") as f:
+        f.write(CEILING_PUBLISHER)
+    os.chmod(pub, 0o755)
+    return d
+
+
+def nginx_ceiling_conf(fcgi_runtime, runtime, port):
+    """The real stack's rendered nginx config (and the files it includes,
+    from the FastCGI ceiling's runtime dir), answering from nginx itself."""
+    src = os.path.join(fcgi_runtime, "nginx")
+    for sub in ("nginx", "logs"):
+        os.makedirs(os.path.join(runtime, sub), exist_ok=True)
+    for name in os.listdir(src):
+        path = os.path.join(src, name)
+        if name in ("nginx.conf", "nginx.pid") or not os.path.isfile(path):
+            continue
+        with open(path) as f:
+            text = f.read()
+        with open(os.path.join(runtime, "nginx", name), "w") as f:
+            f.write(text.replace(fcgi_runtime, runtime))
+    with open(os.path.join(src, "nginx.conf")) as f:
+        conf = f.read()
+    conf = conf.replace(fcgi_runtime, runtime)
+    conf, n = re.subn(r"listen 127\.0\.0\.1:\d+;", "listen 127.0.0.1:%d;" % port, conf)
+    if n != 1:
+        raise RuntimeError("nginx ceiling: no 'listen 127.0.0.1:PORT;' in the stack's nginx.conf")
+    conf, n = re.subn(r"\n([ \t]*)location / \{\n.*?\n\1\}",
+                      lambda m: "\n%(i)slocation / {\n%(i)s    return 200 '{\"status\":\"ok\"}';\n%(i)s}"
+                      % {"i": m.group(1)}, conf, count=1, flags=re.S)
+    if n != 1:
+        raise RuntimeError("nginx ceiling: no 'location / { ... }' block in the stack's nginx.conf")
+    path = os.path.join(runtime, "nginx", "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    return path
+
+
+def ceilings(results):
+    say("FastCGI ceiling: the real nginx config in front of %d empty libfcgi responders" % S.workers)
+    st = Stack("fcgi-ceiling", fake_build(), {"BENCH_RESPONDER": S.responder})
+    try:
+        st.start()
+        results["fcgi"] = measure(st, "FastCGI ceiling (empty responder)", "static.lua",
+                                  {"BENCH_PATH": "/healthz"})
+    finally:
+        st.stop()
+    say("nginx ceiling: the same config, location / answering with return 200")
+    runtime = os.path.join(S.tmp, "nginx-ceiling", "var")
+    port = free_port()
+    conf = nginx_ceiling_conf(st.runtime, runtime, port)
+    ng = Nginx(os.path.join(runtime, "nginx"), conf, port)
+    try:
+        ng.start()
+        results["nginx"] = measure(ng, "nginx ceiling (return 200)", "static.lua",
+                                   {"BENCH_PATH": "/"})
+    finally:
+        ng.stop()
+
+
+def scale_phase(scale, first, token, results, notes):
+    name = "scale-%d" % scale
+    st = Stack(name, S.build)
+    make_worker_dir(st.runtime)
+    migrate(st.db)
+    ids = os.path.join(S.tmp, "ids-%d.txt" % scale)
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, os.path.join(HERE, "seed.py"), st.db, str(scale), ids],
+                       capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        raise RuntimeError("seeding failed: %s" % (p.stdout + p.stderr))
+    say("%s (%.1fs)" % (p.stdout.strip(), time.monotonic() - t0))
+    if IS_ROOT:
+        for f in os.listdir(st.runtime):
+            shutil.chown(os.path.join(st.runtime, f), WORKER_USER, WORKER_USER)
+    say("the real stack, %d orders, %d workers, DB_SYNCHRONOUS=%s" % (scale, S.workers, S.sync))
+    auth = {"TOKEN": token}
+    rows = []
+    try:
+        st.start()
+
+        def run(label, script, env, writes=False, prof=False):
+            r = measure(st, label, script, dict(auth, **env), db=st.db, writes=writes)
+            r["scale"] = scale
+            rows.append(r)
+            if prof and S.profile:
+                say("  profiling the workers during one more run of %s" % label)
+                results.setdefault("profiles", []).append(
+                    (label, profile(st, label, script, dict(auth, **env), st.db, writes)))
+            return r
+
+        if first:
+            run("GET /healthz", "static.lua", {"BENCH_PATH": "/healthz", "TOKEN": ""})
+        run("GET /orders/{id}", "get_by_id.lua", {"BENCH_IDS": ids}, prof=first)
+        run("GET /orders?limit=20", "static.lua", {"BENCH_PATH": "/orders?limit=20"})
+        deep = scale // 2
+        run("GET /orders?limit=20&offset=%d" % deep, "static.lua",
+            {"BENCH_PATH": "/orders?limit=20&offset=%d" % deep})
+        if first:
+            # fsync times drift with whatever else the disk is doing, so the
+            # storage limit is measured right before the write scenarios.
+            say("storage limit: the write transaction alone, %ds per run" % S.seconds)
+            results["storage"] = storage_limit()
+            body = '{"customerId":"customer-bench","items":["item-1","item-2"]}'
+            run("POST /orders", "static.lua",
+                {"BENCH_METHOD": "POST", "BENCH_PATH": "/orders", "BENCH_BODY": body},
+                writes=True, prof=True)
+            run("PATCH flow (POST + 3 PATCH)", "patch_flow.lua", {}, writes=True)
+            run("mix 90% read / 10% write", "mix.lua", {"BENCH_IDS": ids}, writes=True)
+        results.setdefault("memory", []).append((scale, rss_breakdown(st.procs())))
+    finally:
+        st.stop()
+        if st.leftovers:
+            notes.append("%s: after run-stack stopped, %s was still running and had to be"
+                         " signalled by the benchmark." % (name, ", ".join(st.leftovers)))
+        if os.environ.get("BENCH_KEEP"):
+            # the logs stay for reading; a million-order database does not
+            for f in os.listdir(st.runtime):
+                if f.startswith("orders.db"):
+                    os.unlink(os.path.join(st.runtime, f))
+        else:
+            shutil.rmtree(st.dir, ignore_errors=True)
+    results["rows"].extend(rows)
+
+
+# ---------------------------------------------------------------- report
+
+def cmd_out(argv):
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+        return (p.stdout + p.stderr).strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = "?"
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem = "%.1f GiB" % (int(line.split()[1]) / 1048576)
+    fs = " ".join(cmd_out(["findmnt", "-n", "-o", "FSTYPE,SOURCE", "-T", S.tmp]).split()) or "?"
+    rev = cmd_out(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
+    dirty = cmd_out(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"])
+    return {
+        "nproc": os.cpu_count(), "cpu": model, "kernel": os.uname().release, "mem": mem,
+        "nginx": cmd_out(["nginx", "-v"]).replace("nginx version: ", ""),
+        "sqlite": cmd_out(["pkg-config", "--modversion", "sqlite3"]),
+        "fcgi": cmd_out(["pkg-config", "--modversion", "fcgi"]),
+        "wrk": (cmd_out(["wrk", "-v"]).splitlines() or ["?"])[0].split(" Copyright")[0],
+        "fs": fs, "commit": rev + (" (with uncommitted changes)" if dirty else ""),
+        "load": open("/proc/loadavg").read().split()[:3],
+    }
+
+
+def fmt_ms(us):
+    return "%.2f" % (us / 1000.0)
+
+
+def fmt_ratio(x, base):
+    return "%.0f%%" % (100.0 * x / base) if base else "-"
+
+
+def fmt_mib(kib):
+    return "%.1f" % (kib / 1024.0) if kib else "-"
+
+
+def report(results, m, token_how, started, notes):
+    nginx, fcgi, storage = results["nginx"], results["fcgi"], results["storage"]
+    L = []
+    w = L.append
+    w("## Orders Service benchmark")
+    w("")
+    w("`%s`: wrk -t%d -c%d -d%ds --latency, %d run(s) per scenario (the median run by"
+      " requests/s is shown), %ds warm-up, WORKERS=%d, DB_SYNCHRONOUS=%s, build-bench/"
+      " (meson --buildtype=release)." % (results["command"], S.threads, S.connections,
+                                          S.seconds, S.runs, S.warmup, S.workers, S.sync))
+    w("")
+    w("| orders | scenario | req/s | p50 ms | p99 ms | non-2xx | socket err | vs nginx | vs FastCGI"
+      " | vs storage | CPU µs/req | worker RSS MiB | publisher RSS MiB |")
+    w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r, name in ((nginx, "ceiling: nginx `return 200`"),
+                    (fcgi, "ceiling: nginx + empty libfcgi responder")):
+        w("| - | %s | %.0f | %s | %s | %d | %d | %s | %s | - | %s | - | - |"
+          % (name, r["rps"], fmt_ms(r["p50_us"]), fmt_ms(r["p99_us"]), r["non2xx"],
+             r["socket_errors"], fmt_ratio(r["rps"], nginx["rps"]),
+             fmt_ratio(r["rps"], fcgi["rps"]),
+             "%.1f" % r["cpu_us"] if name.endswith("responder") else "-"))
+    w("| - | storage limit: the write transaction, one process | %.0f tx/s | - | - | - | - | - | - |"
+      " 100%% | - | - | - |" % storage["tps"])
+    for r in results["rows"]:
+        is_write = r["label"].startswith(("POST", "PATCH"))
+        w("| %s | %s | %.0f | %s | %s | %d | %d | %s | %s | %s | %.1f | %s | %s |"
+          % ("{:,}".format(r["scale"]), r["label"], r["rps"], fmt_ms(r["p50_us"]),
+             fmt_ms(r["p99_us"]), r["non2xx"], r["socket_errors"],
+             fmt_ratio(r["rps"], nginx["rps"]), fmt_ratio(r["rps"], fcgi["rps"]),
+             fmt_ratio(r["rps"], storage["tps"]) if is_write else "-", r["cpu_us"],
+             fmt_mib(r["rss_worker"]), fmt_mib(r["rss_publisher"])))
+    w("")
+    w("- CPU µs/req: user+system time of the worker pool (master, workers) and the publisher"
+      " from the start of the run until the publisher has drained the outbox, per request;"
+      " nginx's own share is listed below.  RSS: VmHWM (peak resident set) of the largest"
+      " worker and of the publisher, as of the end of that scenario.")
+    w("- vs storage: requests/s over the storage limit (the same BEGIN IMMEDIATE; INSERT"
+      " orders; INSERT events; COMMIT in a loop in one process, same pragmas, fresh database);"
+      " for the PATCH flow every request is one such write transaction as well.")
+    w("- Deep offsets: `offset=N/2` walks N/2 entries of the (created_at, id) index before the"
+      " page; the cost grows linearly with the offset, unlike the first page.")
+    for r in results["rows"]:
+        ex = r.get("extra") or {}
+        if "flows" in ex:
+            w("- PATCH flow: %d POST, %d PATCH, %d orders walked to delivered (median run)."
+              % (ex.get("posts", 0), ex.get("patches", 0), ex.get("flows", 0)))
+    drains = ["%s %s" % (r["label"], "%.1fs" % r["drain_s"] if r["drain_s"] is not None
+                         else "not within 60 s") for r in results["rows"]
+              if r.get("drain_s", 0) != 0]
+    if drains:
+        w("- Publisher catch-up after the run (outbox empty): " + ", ".join(drains) + ".")
+    ng = ["%s %.1f" % (r["label"] + (" @%d" % r["scale"]), r["nginx_cpu_us"])
+          for r in results["rows"]]
+    w("- nginx CPU µs/req: " + ", ".join(ng) + "; ceilings: return 200 %.1f, FastCGI %.1f."
+      % (nginx["nginx_cpu_us"], fcgi["nginx_cpu_us"]))
+    if S.runs > 1:
+        w("- All runs (req/s): " + "; ".join(
+            "%s%s: %s" % (r["label"], " @%d" % r["scale"] if "scale" in r else "",
+                          ", ".join("%.0f" % x for x in r["all_rps"]))
+            for r in [nginx, fcgi] + results["rows"]) +
+          "; storage limit: " + ", ".join("%.0f" % x for x in storage["all"]) + ".")
+    for scale, mem in results.get("memory", []):
+        if mem:
+            w("- Largest worker at %s orders: VmHWM %.1f MiB = anonymous %.1f MiB + file-backed"
+              " (shared libraries, shared with the other workers) %.1f MiB; Pss %.1f MiB."
+              % ("{:,}".format(scale), mem["hwm"] / 1024, mem.get("RssAnon", 0) / 1024,
+                 mem.get("RssFile", 0) / 1024, mem.get("Pss", 0) / 1024))
+    w("- Tokens minted by %s." % token_how)
+    for n in notes:
+        w("- " + n)
+    w("")
+    w("### Targets")
+    w("")
+    for r in results["rows"]:
+        if r["label"] == "GET /orders/{id}":
+            ok = r["rps"] >= 0.75 * fcgi["rps"] and r["p99_us"] < 5000
+            w("- GET /orders/{id} at %s orders: %.0f%% of the FastCGI ceiling (target >= 75%%),"
+              " p99 %.2f ms (target < 5 ms): **%s**"
+              % ("{:,}".format(r["scale"]), 100 * r["rps"] / fcgi["rps"], r["p99_us"] / 1000,
+                 "met" if ok else "missed"))
+    for r in results["rows"]:
+        if r["label"] == "POST /orders":
+            ok = r["rps"] >= 0.60 * storage["tps"]
+            w("- POST /orders: %.0f%% of the storage limit (target >= 60%%): **%s**"
+              % (100 * r["rps"] / storage["tps"], "met" if ok else "missed"))
+    rss = [r["rss_worker"] for r in results["rows"] if r.get("rss_worker")]
+    if rss:
+        w("- worker peak RSS %.1f MiB (target < 8 MiB): **%s**"
+          % (max(rss) / 1024, "met" if max(rss) < 8 * 1024 else "missed"))
+    w("")
+    for label, prof in results.get("profiles", []):
+        if not prof:
+            continue
+        w("### Profile of the workers: %s" % label)
+        w("")
+        w("perf record -e cpu-clock -F 499 --call-graph dwarf on every worker during one extra"
+          " run; `perf report --children` (inclusive), then self time.  In a VM, cpu-clock"
+          " samples taken while a worker sleeps land on the kernel's finish_task_switch.")
+        w("")
+        w("```")
+        w("inclusive:")
+        w("\n".join(prof["children"]))
+        w("self:")
+        w("\n".join(prof["self"]))
+        w("```")
+        w("")
+    w("### Machine")
+    w("")
+    w("- %d CPUs, %s, %s RAM, Linux %s" % (m["nproc"], m["cpu"], m["mem"], m["kernel"]))
+    w("- nginx %s, SQLite %s, libfcgi %s, %s" % (m["nginx"], m["sqlite"], m["fcgi"], m["wrk"]))
+    w("- database on %s; load average at start %s, at end %s; commit %s"
+      % (m["fs"], " ".join(m["load"]), " ".join(open("/proc/loadavg").read().split()[:3]),
+         m["commit"]))
+    w("- total time %.0fs" % (time.monotonic() - started))
+    return "\n".join(L) + "\n"
+
+
+def main():
+    global S
+    signal.signal(signal.SIGTERM, on_term)
+    S = Settings()
+    started = time.monotonic()
+    settings = ["BENCH_SECONDS=%d" % S.seconds, "BENCH_RUNS=%d" % S.runs]
+    if S.scales != [1000, 1000000]:
+        settings.append("BENCH_SCALES='%s'" % " ".join(map(str, S.scales)))
+    results = {"rows": [], "command": " ".join(settings + ["tests/bench/run.sh"])}
+    notes = []
+    m = machine()
+    if S.profile and not perf_works():
+        say("BENCH_PROFILE: perf cannot record here (perf record -e cpu-clock failed); no profile")
+        S.profile = False
+    token, token_how = mint_token()
+    ceilings(results)
+    for i, scale in enumerate(S.scales):
+        scale_phase(scale, i == 0, token, results, notes)
+    text = report(results, m, token_how, started, notes)
+    path = os.path.join(S.tmp, "report.md")
+    with open(path, "w") as f:
+        f.write(text)
+    if S.out:
+        with open(S.out, "w") as f:
+            f.write(text)
+    sys.stdout.write("\n" + text)
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (Stop, KeyboardInterrupt):
+        say("interrupted")
+        sys.exit(130)
