@@ -147,8 +147,21 @@ def first_occurrences(ids):
 
 # -- the publisher process -------------------------------------------------
 
+def hand_over_to_worker_user(workdir):
+    """Started as root, the publisher drops to WORKER_USER (www-data), so the
+    database files this test made as root (SQLite creates them 0644 whatever
+    the umask) must become that user's before it starts."""
+    if os.geteuid() != 0:
+        return
+    import pwd
+    user = pwd.getpwnam(os.environ.get("WORKER_USER") or "www-data")
+    for path in [workdir] + [os.path.join(workdir, f) for f in os.listdir(workdir)]:
+        os.chown(path, user.pw_uid, user.pw_gid)
+
+
 class Publisher:
     def __init__(self, workdir, env, args=(), name="pub"):
+        hand_over_to_worker_user(workdir)
         self.stderr_path = Path(workdir) / ("%s-%d.stderr" % (name, time.monotonic_ns()))
         self.stdout_path = self.stderr_path.with_suffix(".stdout")
         self._err = open(self.stderr_path, "wb")
@@ -205,6 +218,13 @@ class PublisherTestCase(unittest.TestCase):
     def setUp(self):
         self._tmp = tempfile.TemporaryDirectory(prefix="orders-publisher-test-")
         self.dir = Path(self._tmp.name)
+        if os.geteuid() == 0:
+            # Started as root, the publisher drops to WORKER_USER (www-data):
+            # it must reach the directory, and the database files this test
+            # creates as root must stay writable for it (-wal, -shm included).
+            import pwd
+            user = pwd.getpwnam(os.environ.get("WORKER_USER") or "www-data")
+            os.chown(self.dir, user.pw_uid, user.pw_gid)
         self.db = str(self.dir / "orders.db")
         self.publishers = []
         self.sinks = []
@@ -377,8 +397,14 @@ class TestDelivery(PublisherTestCase):
         p = self.start(sink.url)
         time.sleep(0.3)
         self.assertTrue(p.alive(), p.stderr())
-        create_db(self.db)
-        ids = insert_events(self.db, 3)
+        # The database appears at once, complete, as the workers' first
+        # migration makes it appear (and owned as theirs when root).
+        staging = self.dir / "staging"
+        staging.mkdir()
+        create_db(str(staging / "orders.db"))
+        ids = insert_events(str(staging / "orders.db"), 3)
+        hand_over_to_worker_user(str(staging))
+        os.rename(staging / "orders.db", self.db)
         wait_for(lambda: len(sink.delivered()) >= 3, 15, "deliveries after the database appeared")
         self.assertEqual(sink.delivered_ids(), ids)
         p.signal(signal.SIGTERM)
