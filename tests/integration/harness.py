@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -173,8 +174,28 @@ class Stack:
         if check:
             assert rc == 0, "stack exited %s:\n%s" % (rc, logs)
             assert not leftover, "processes left behind: %s" % leftover
+            self.check_tool_reports()
         if os.environ.get("ORDERS_KEEP_TMP") is None:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    # What AddressSanitizer, UBSan, LeakSanitizer and valgrind print when
+    # they find something; any of it in the stack's output fails the test.
+    TOOL_REPORTS = (b"ERROR: AddressSanitizer", b"runtime error:", b"ERROR: LeakSanitizer",
+                    b"LeakSanitizer has encountered a fatal error")
+
+    def check_tool_reports(self):
+        with open(self.stderr_path, "rb") as f:
+            err = f.read()
+        for marker in self.TOOL_REPORTS:
+            i = err.find(marker)
+            assert i < 0, "sanitizer report in the stack's output:\n%s" % err[max(0, i - 200):i + 3000].decode("utf-8", "replace")
+        for name in os.listdir(self.runtime):
+            if not name.startswith("valgrind-"):
+                continue
+            with open(os.path.join(self.runtime, name), "rb") as f:
+                text = f.read()
+            bad = b"ERROR SUMMARY: 0 errors" not in text or re.search(rb"definitely lost: [1-9]", text)
+            assert not bad, "valgrind found errors or leaks (%s):\n%s" % (name, text[-6000:].decode("utf-8", "replace"))
 
     def kill(self):
         for pid in self.process_ids():
