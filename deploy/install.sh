@@ -15,7 +15,7 @@
 #   INSTALL_DEPS  1                     0: do not check the Debian packages
 #
 # It installs files only: creating the account, enabling the units and the
-# nginx site are the operator's steps (deploy/README.md, "Deploying").
+# nginx site are the operator's steps (README.md, "Deploying").
 set -euo pipefail
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
