@@ -20,6 +20,7 @@
 
 #include "app.h"
 #include "embedded.h"
+#include "testdir.h"
 
 static const char SECRET[] = "app-test-secret-0123456789abcdef-0123456789";
 static const char OTHER_SECRET[] = "some-other-secret-0123456789abcdef-012345";
@@ -38,15 +39,6 @@ static struct app app;
 /* "Bearer <jwt>" headers. */
 static char *auth_rw, *auth_r, *auth_w, *auth_none, *auth_expired, *auth_other;
 static char *tok_rw; /* the bare token, to look for it in the logs */
-
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static char *bearer_for(const unsigned char *secret, size_t len, const char *scopes,
                         time_t now, long lifetime, char **bare)
@@ -69,30 +61,19 @@ static char *bearer_for(const unsigned char *secret, size_t len, const char *sco
     return h;
 }
 
-/* One directory per test runner, made and removed by the parent (an
- * unchecked fixture), so that a failing test, whose checked teardown does
- * not run when Check forks, still leaves nothing behind. */
-static char basedir[2048];
-
 static void base_setup(void)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(basedir, sizeof basedir, "%s/orders-app-XXXXXX",
-             base && base[0] ? base : "/tmp");
-    if (mkdtemp(basedir) == NULL) {
-        perror("mkdtemp");
-        exit(EXIT_FAILURE);
-    }
+    testdir_create("app");
 }
 
 static void base_teardown(void)
 {
-    nftw(basedir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    testdir_remove();
 }
 
 static void setup(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "%s/test-XXXXXX", basedir);
+    snprintf(tmpdir, sizeof tmpdir, "%s/test-XXXXXX", testdir_path());
     ck_assert_msg(mkdtemp(tmpdir) != NULL, "mkdtemp: %s", strerror(errno));
     snprintf(dbpath, sizeof dbpath, "%s/orders.db", tmpdir);
     snprintf(logpath, sizeof logpath, "%s/access.log", tmpdir);
@@ -143,7 +124,7 @@ static void teardown(void)
     free(auth_expired);
     free(auth_other);
     free(tok_rw);
-    nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    testdir_remove_tree(tmpdir);
 }
 
 /* ---- requests ----------------------------------------------------------- */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "testdir.h"
 
 static const char *const config_vars[] = {
     "RUNTIME_DIR", "DATABASE_PATH", "DB_SYNCHRONOUS", "JWT_SECRET_KEY",
@@ -25,47 +26,27 @@ static const char SECRET32[] = "0123456789abcdef0123456789abcdef"; /* 32 bytes *
 
 static char tmpdir[4096];
 
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-/* One directory per test runner, made and removed by the parent (an
- * unchecked fixture), so that a failing test, whose checked teardown does
- * not run when Check forks, still leaves nothing behind. */
-static char basedir[2048];
-
 static void base_setup(void)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(basedir, sizeof basedir, "%s/orders-config-XXXXXX",
-             base && base[0] ? base : "/tmp");
-    if (mkdtemp(basedir) == NULL) {
-        perror("mkdtemp");
-        exit(EXIT_FAILURE);
-    }
+    testdir_create("config");
 }
 
 static void base_teardown(void)
 {
-    nftw(basedir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    testdir_remove();
 }
 
 static void setup(void)
 {
     for (size_t i = 0; i < sizeof config_vars / sizeof config_vars[0]; i++)
         unsetenv(config_vars[i]);
-    snprintf(tmpdir, sizeof tmpdir, "%s/test-XXXXXX", basedir);
+    snprintf(tmpdir, sizeof tmpdir, "%s/test-XXXXXX", testdir_path());
     ck_assert_msg(mkdtemp(tmpdir) != NULL, "mkdtemp: %s", strerror(errno));
 }
 
 static void teardown(void)
 {
-    nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    testdir_remove_tree(tmpdir);
     for (size_t i = 0; i < sizeof config_vars / sizeof config_vars[0]; i++)
         unsetenv(config_vars[i]);
 }

@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "embedded.h"
 #include "store.h"
+#include "testdir.h"
 
 static char tmpdir[4096];
 static char dbpath[4200];
@@ -29,39 +30,19 @@ static const struct event_meta META = {
     .traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 };
 
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-                    struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-/* One directory per test runner, made and removed by the parent (an
- * unchecked fixture), so that a failing test, whose checked teardown does
- * not run when Check forks, still leaves nothing behind. */
-static char basedir[2048];
-
 static void base_setup(void)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(basedir, sizeof basedir, "%s/orders-store-XXXXXX",
-             base && base[0] ? base : "/tmp");
-    if (mkdtemp(basedir) == NULL) {
-        perror("mkdtemp");
-        exit(EXIT_FAILURE);
-    }
+    testdir_create("store");
 }
 
 static void base_teardown(void)
 {
-    nftw(basedir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    testdir_remove();
 }
 
 static void setup(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "%s/test-XXXXXX", basedir);
+    snprintf(tmpdir, sizeof tmpdir, "%s/test-XXXXXX", testdir_path());
     ck_assert_msg(mkdtemp(tmpdir) != NULL, "mkdtemp: %s", strerror(errno));
     snprintf(dbpath, sizeof dbpath, "%s/orders.db", tmpdir);
     char err[256] = "";
@@ -74,7 +55,7 @@ static void teardown(void)
 {
     store_close(st);
     st = NULL;
-    nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    testdir_remove_tree(tmpdir);
 }
 
 static sqlite3 *raw_open(void)
