@@ -54,10 +54,9 @@ class Response:
 
 
 class Stack:
-    def __init__(self, workers=2, env=None, publisher=True, start_timeout=30):
+    def __init__(self, workers=2, env=None, start_timeout=30):
         self.workers = workers
         self.extra_env = dict(env or {})
-        self.publisher = publisher
         self.start_timeout = start_timeout
         self.proc = None
         self.dir = None
