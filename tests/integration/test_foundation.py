@@ -109,6 +109,17 @@ class Foundation(unittest.TestCase):
             conn.close()
 
 
+class StartupChecks(unittest.TestCase):
+    def test_short_jwt_secret_is_refused_at_start(self):
+        import subprocess
+        from harness import BUILD
+        env = dict(os.environ, JWT_SECRET_KEY="too-short-secret", RUNTIME_DIR="/nonexistent")
+        r = subprocess.run([os.path.join(BUILD, "fcgi", "orders-fcgi")], env=env,
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("JWT_SECRET_KEY is 16 bytes; at least 32 are required", r.stderr)
+
+
 class SecondInstance(unittest.TestCase):
     def test_two_instances_side_by_side_and_clean_stop(self):
         with Stack(workers=1) as a, Stack(workers=1) as b:
