@@ -49,6 +49,13 @@ class Serve(unittest.TestCase):
             with urllib.request.urlopen(req, timeout=5) as r:
                 self.assertEqual(r.status, 201)
             self.assertIn("http://127.0.0.1:%d/" % port, text)
+            # the stdout sink shows the event in the terminal
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with open(out_path, errors="replace") as f:
+                    if '"type":"order.created"' in f.read():
+                        break
+                time.sleep(0.05)
         finally:
             os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's group
             rc = proc.wait(30)
@@ -62,7 +69,6 @@ class Serve(unittest.TestCase):
         self.assertEqual(left, [], "processes left behind")
         with open(out_path, errors="replace") as f:
             text = f.read()
-        # the stdout sink showed the event in the terminal
         self.assertIn('"type":"order.created"', text)
         subprocess.run(["rm", "-rf", tmp], check=False)
 
