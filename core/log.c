@@ -115,9 +115,63 @@ static void log_put_json_string(struct log_buf *b, const char *s)
     log_put(b, "\"", 1);
 }
 
-static void log_put_field(struct log_buf *b, const struct log_field *f)
+/* Decimal digits of v, most significant first, into the end of buf;
+ * returns where they start. */
+static char *log_digits(char *end, unsigned long long v)
+{
+    char *p = end;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return p;
+}
+
+/* Integers and the millisecond durations are formatted by hand: every
+ * access line has both, and snprintf was the largest part of formatting a
+ * line. */
+static void log_put_int(struct log_buf *b, long long v)
+{
+    char num[24];
+    char *end = num + sizeof num;
+    /* via unsigned, so that LLONG_MIN negates without overflow */
+    unsigned long long mag = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    char *p = log_digits(end, mag);
+    if (v < 0)
+        *--p = '-';
+    log_put(b, p, (int)(end - p));
+}
+
+/* "%.3f" for the usual magnitudes: the value is rounded to thousandths
+ * (half away from zero; printf rounds the exact binary value, so the last
+ * digit can differ in a rare tie, which a log does not care about).
+ * Anything else goes through snprintf. */
+static void log_put_double(struct log_buf *b, double v)
 {
     char num[64];
+    if (!(v > -1e15 && v < 1e15)) { /* also NaN */
+        int n = snprintf(num, sizeof num, "%.3f", v);
+        if (n > 0)
+            log_put(b, num, n < (int)sizeof num ? n : (int)sizeof num - 1);
+        return;
+    }
+    double scaled = (v < 0 ? -v : v) * 1000.0 + 0.5;
+    unsigned long long t = (unsigned long long)scaled;
+    char *end = num + sizeof num;
+    char *p = end;
+    for (int i = 0; i < 3; i++) {
+        *--p = (char)('0' + t % 10);
+        t /= 10;
+    }
+    *--p = '.';
+    p = log_digits(p, t);
+    if (v < 0)
+        *--p = '-';
+    log_put(b, p, (int)(end - p));
+}
+
+static void log_put_field(struct log_buf *b, const struct log_field *f)
+{
     log_put(b, ",", 1);
     log_put_json_string(b, f->key);
     log_put(b, ":", 1);
@@ -129,14 +183,40 @@ static void log_put_field(struct log_buf *b, const struct log_field *f)
             log_put_json_string(b, f->str);
         break;
     case LOG_FIELD_INT:
-        snprintf(num, sizeof num, "%lld", f->num);
-        log_puts(b, num);
+        log_put_int(b, f->num);
         break;
     case LOG_FIELD_DOUBLE:
-        snprintf(num, sizeof num, "%.3f", f->dbl);
-        log_puts(b, num);
+        log_put_double(b, f->dbl);
         break;
     }
+}
+
+/* RFC 3339 with milliseconds.  The part up to the seconds changes once a
+ * second, so it is rendered (gmtime_r and snprintf) only then; per thread,
+ * as log lines may come from more than one. */
+static int log_timestamp(long long ms, char *out)
+{
+    static _Thread_local long long cached_sec = -1;
+    static _Thread_local char cached[CLOCK_RFC3339_LEN + 1];
+    if (ms < 0)
+        return -1;
+    long long sec = ms / 1000;
+    if (sec != cached_sec) {
+        if (clock_format_rfc3339(sec * 1000, cached) != 0)
+            return -1;
+        cached_sec = sec;
+    }
+    /* "YYYY-MM-DDTHH:MM:SS" then ".mmmZ" */
+    memcpy(out, cached, CLOCK_RFC3339_LEN - 5);
+    int frac = (int)(ms % 1000);
+    char *p = out + CLOCK_RFC3339_LEN - 5;
+    p[0] = '.';
+    p[1] = (char)('0' + frac / 100);
+    p[2] = (char)('0' + frac / 10 % 10);
+    p[3] = (char)('0' + frac % 10);
+    p[4] = 'Z';
+    p[5] = '\0';
+    return 0;
 }
 
 int log_format(char *buf, int buflen, enum log_level level,
@@ -146,7 +226,7 @@ int log_format(char *buf, int buflen, enum log_level level,
 {
     struct log_buf b = {buf, 0, buflen, false};
     char ts[CLOCK_RFC3339_LEN + 1];
-    if (clock_format_rfc3339(now_ms, ts) != 0)
+    if (log_timestamp(now_ms, ts) != 0)
         strcpy(ts, "1970-01-01T00:00:00.000Z");
     log_puts(&b, "{\"timestamp\":\"");
     log_puts(&b, ts);

@@ -6,12 +6,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 #include <fcgiapp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The request as FastCGI gave it.  Params are borrowed from libfcgi until
@@ -163,6 +165,104 @@ static void fcgi_handle_one(struct app *app, struct fcgi_exchange *x)
     response_free(&res);
 }
 
+/*
+ * The watchdog: a request still running watchdog_s seconds after it began
+ * kills the worker with SIGALRM's default action, and the pool replaces it.
+ *
+ * alarm(n) before and alarm(0) after every request were two system calls
+ * per request.  Instead the request loop only stores when the current
+ * request began (busy_since_ms, 0 when idle), and one alarm stays armed
+ * while requests keep coming: when it fires, the handler compares the
+ * clock with busy_since_ms and either ends the process (stuck past the
+ * limit), re-arms for the rest of the current request's allowance, or,
+ * idle, lets the timer lapse; the loop re-arms it at the next request.
+ * Under load that is one alarm() per watchdog period instead of two per
+ * request, and an idle worker gets no wake-ups.
+ *
+ * The handler runs in the request thread (the exporter thread blocks every
+ * signal), so it interleaves with the loop only between instructions; the
+ * loop writes busy_since_ms before it reads watchdog_armed, so a request
+ * that begins while the timer lapses is always covered by one or the other.
+ * alarm(), clock_gettime(), sigaction() and raise() are async-signal-safe,
+ * and the atomics are lock-free (checked below).
+ */
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "the watchdog's clock must be lock-free");
+
+static _Atomic long long busy_since_ms;     /* CLOCK_MONOTONIC; 0: idle */
+static volatile sig_atomic_t watchdog_armed;
+static unsigned watchdog_limit_s;
+
+static long long watchdog_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    /* +1: never 0, which means idle */
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1;
+}
+
+static void watchdog_fire(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    long long since = atomic_load(&busy_since_ms);
+    if (since == 0) {
+        watchdog_armed = 0; /* idle: the next request re-arms */
+        errno = saved;
+        return;
+    }
+    long long limit_ms = (long long)watchdog_limit_s * 1000;
+    long long left_ms = since + limit_ms - watchdog_now_ms();
+    if (left_ms > 0) {
+        /* a later request than the one the timer was set for: give it the
+         * rest of its own allowance (alarm's resolution is a second) */
+        alarm((unsigned)((left_ms + 999) / 1000));
+        errno = saved;
+        return;
+    }
+    static const char msg[] = "{\"level\":\"error\",\"service\":\"orders\","
+                              "\"message\":\"watchdog: a request ran past the "
+                              "time limit; the worker ends and is replaced\"}\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    /* delivered, with the default action, as soon as this handler returns
+     * and unblocks SIGALRM */
+    raise(SIGALRM);
+}
+
+static int watchdog_install(unsigned limit_s)
+{
+    watchdog_limit_s = limit_s;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = watchdog_fire;
+    sigemptyset(&sa.sa_mask);
+    /* system calls interrupted by the timer resume; the accept loop's
+     * ppoll, which never resumes, already treats EINTR as "look again" */
+    sa.sa_flags = SA_RESTART;
+    return limit_s == 0 ? 0 : sigaction(SIGALRM, &sa, NULL);
+}
+
+static void watchdog_begin(void)
+{
+    if (watchdog_limit_s == 0)
+        return;
+    atomic_store(&busy_since_ms, watchdog_now_ms());
+    if (!watchdog_armed) {
+        watchdog_armed = 1;
+        alarm(watchdog_limit_s);
+    }
+}
+
+static void watchdog_end(void)
+{
+    atomic_store(&busy_since_ms, 0);
+}
+
 /* Waits for a connection on the listening socket with SIGTERM/SIGINT
  * deliverable only here (ppoll's mask), so a stop never interrupts a read
  * in the middle of a kept-alive connection.  Returns the connected socket,
@@ -188,16 +288,32 @@ static int fcgi_accept(int listen_fd, volatile sig_atomic_t *stop,
     return -1;
 }
 
+/* Blocks until nginx either sends the next request on a kept connection
+ * (true) or closes it (false: EOF or an error).  SIGTERM is blocked here,
+ * as in libfcgi's own read, and the watchdog's SA_RESTART resumes it. */
+static bool fcgi_next_request_coming(int fd)
+{
+    char c;
+    ssize_t n;
+    do {
+        n = recv(fd, &c, 1, MSG_PEEK);
+    } while (n < 0 && errno == EINTR);
+    return n > 0;
+}
+
 /* The worker accepts connections itself and hands each to libfcgi, which
  * is given no listening socket of its own.  libfcgi alone would, when nginx
  * closes a kept-alive connection, go straight back to accept() inside
  * FCGX_Accept_r; and a stop signal arriving while it reads a kept-alive
  * connection makes it close that connection under nginx's feet, which turns
  * the next request nginx sends on it into a 502 (nginx never retries a
- * POST).  Here, stop (SIGTERM), reload and recycling all wait until nginx
- * itself closes the connection (upstream keepalive_requests and
- * keepalive_timeout bound that), then the worker exits instead of
- * accepting again. */
+ * POST).  Here the worker never closes a connection first: nginx asks it to
+ * keep every connection (fastcgi_keep_conn on) and, having no upstream
+ * keepalive cache (nginx/orders.conf.in says why), closes each one itself
+ * right after its response; stop (SIGTERM), reload and recycling all wait
+ * for that close, then the worker exits instead of accepting again.  The
+ * same holds if upstream keepalive is ever turned back on: then nginx's
+ * keepalive_requests and keepalive_timeout bound the wait. */
 unsigned long fcgi_serve(struct app *app, volatile sig_atomic_t *stop,
                          unsigned long max_requests, unsigned watchdog_s)
 {
@@ -216,32 +332,46 @@ unsigned long fcgi_serve(struct app *app, volatile sig_atomic_t *stop,
     sigdelset(&wait_mask, SIGTERM);
     sigdelset(&wait_mask, SIGINT);
     int flags = fcntl(0, F_GETFL);
-    if (flags < 0 || fcntl(0, F_SETFL, flags | O_NONBLOCK) != 0) {
+    if (flags < 0 || fcntl(0, F_SETFL, flags | O_NONBLOCK) != 0 ||
+        watchdog_install(watchdog_s) != 0) {
         free(x);
         return 0;
     }
     x->fr = &fr;
+    bool fresh = false; /* ipcFd was just accepted: its request is coming */
     for (;;) {
+        /* After a response on a kept connection, wait for what nginx does
+         * next.  Done here rather than in FCGX_Accept_r: libfcgi answers
+         * EOF with shutdown, poll, read, close and an accept on the absent
+         * listening socket; this is one recv and one close.  A response is
+         * never cut short by it: nginx has already closed its end. */
+        if (fr.ipcFd >= 0 && !fresh && !fcgi_next_request_coming(fr.ipcFd)) {
+            close(fr.ipcFd);
+            fr.ipcFd = -1;
+        }
         if (fr.ipcFd < 0) {
             bool retiring = *stop || (max_requests != 0 && served >= max_requests);
             int fd = retiring ? -1 : fcgi_accept(0, stop, &wait_mask);
             if (fd < 0)
                 break;
             fr.ipcFd = fd;
+            fresh = true;
             /* FCGX_Accept_r first finishes the "previous" request and
              * closes the connection unless keepConnection is set. */
             fr.keepConnection = 1;
         }
         /* With no listening socket libfcgi cannot accept: when the
          * connection ends it returns < 0 with ipcFd closed (-1). */
-        if (FCGX_Accept_r(&fr) < 0) {
+        int accepted = FCGX_Accept_r(&fr);
+        fresh = false;
+        if (accepted < 0) {
             fr.ipcFd = -1;
             continue;
         }
-        alarm(watchdog_s);
+        watchdog_begin();
         fcgi_handle_one(app, x);
         FCGX_Finish_r(&fr);
-        alarm(0);
+        watchdog_end();
         served++;
     }
     FCGX_Free(&fr, 1);

@@ -24,7 +24,7 @@ What runs, in order, all on 127.0.0.1 with the same wrk settings:
   1. the FastCGI ceiling: scripts/run-stack itself, pointed at a build
      directory whose fcgi/orders-fcgi is ceiling-orders-fcgi (WORKERS empty
      libfcgi responders), so nginx config, socket and spawn-fcgi are the real
-     stack's;
+     stack's; it stays up, idle, until the end, for the paired runs below;
   2. the nginx ceiling: that same rendered nginx config with `location /`
      replaced by `return 200 '{"status":"ok"}'`;
   3. per scale: a fresh database seeded by seed.py, the real stack started
@@ -32,6 +32,9 @@ What runs, in order, all on 127.0.0.1 with the same wrk settings:
      the scenarios; at the first scale, right before the write scenarios,
      the storage limit: storage_limit.c, one process doing the write
      transaction in a loop against a fresh migrated database.
+     GET /orders/{id} and POST /orders are paired (measure(): a FastCGI
+     ceiling run, or a storage-limit run, before and after each run), and
+     their target ratios are the medians of the per-run ratios.
 
 CPU per request is the utime+stime the worker pool (master and workers, and
 workers that exited, through the master's cutime/cstime) and the publisher
@@ -450,13 +453,23 @@ def median_run(runs):
     return ordered[(len(ordered) - 1) // 2]
 
 
-def measure(target, label, script, env_extra, db=None, writes=False):
-    """Runs one scenario BENCH_RUNS times against target (a Stack or Nginx)."""
+def measure(target, label, script, env_extra, db=None, writes=False, pair=None):
+    """Runs one scenario BENCH_RUNS times against target (a Stack or Nginx).
+
+    pair, when given, measures the reference a run is compared with (a
+    FastCGI ceiling run, a storage-limit run) and returns its rate.  It is
+    measured before the first run and after every run, and each run is
+    compared with the mean of the references right before and right after
+    it: on a shared machine whose speed drifts from one minute (for the
+    disk, one second) to the next, that ratio is far steadier than one
+    against a ceiling measured minutes earlier.  The result then has
+    "pair_ratio", the median of the per-run ratios, and "pair_all"."""
     if S.warmup:
         run_wrk(target.port, script, env_extra, S.warmup, label + " (warm-up)")
         if writes and db:
             wait_outbox_drained(db)
     runs = []
+    refs = [pair()] if pair is not None else []
     for i in range(S.runs):
         before = cpu_snapshot(target.procs())
         r = run_wrk(target.port, script, env_extra, S.seconds, "%s run %d" % (label, i + 1))
@@ -473,9 +486,17 @@ def measure(target, label, script, env_extra, db=None, writes=False):
             % (label, r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000, r["non2xx"],
                "  socket errors %d" % r["socket_errors"] if r["socket_errors"] else ""))
         time.sleep(0.5)
+        if pair is not None:
+            refs.append(pair())
+            r["ref"] = (refs[-2] + refs[-1]) / 2
+            r["ratio"] = r["rps"] / r["ref"] if r["ref"] else 0.0
     m = dict(median_run(runs))
     m["all_rps"] = [r["rps"] for r in runs]
     m["label"] = label
+    if pair is not None:
+        ratios = sorted(r["ratio"] for r in runs)
+        m["pair_ratio"] = ratios[(len(ratios) - 1) // 2]
+        m["pair_all"] = [(r["ref"], r["rps"]) for r in runs]
     return m
 
 
@@ -539,7 +560,7 @@ def mint_token():
                             "bench", "--exp-hours", "12"], env=env, capture_output=True,
                            text=True, timeout=30)
         if p.returncode == 0 and p.stdout.strip():
-            return p.stdout.strip(), "build-bench/tools/orders-token"
+            return p.stdout.strip(), os.path.relpath(tool, ROOT)
         say("orders-token failed (%s); minting in Python" % p.stderr.strip())
     import base64
     import hashlib
@@ -557,22 +578,26 @@ def mint_token():
 
 # ---------------------------------------------------------------- phases
 
-def storage_limit():
+def storage_run(tag):
+    """One run of the storage-limit program on a fresh migrated database."""
     d = os.path.join(S.tmp, "storage")
+    shutil.rmtree(d, ignore_errors=True)
     make_worker_dir(d)
     db = os.path.join(d, "orders.db")
     migrate(db)
-    results = []
-    for i in range(S.runs):
-        env = dict(os.environ, DB_SYNCHRONOUS=S.sync)
-        p = subprocess.run(as_worker([S.storage, db, str(S.seconds)]), env=env,
-                           capture_output=True, text=True, timeout=S.seconds + 120)
-        m = re.search(r"transactions/s: ([0-9.]+)", p.stdout)
-        if p.returncode != 0 or not m:
-            raise RuntimeError("storage_limit failed: %s %s" % (p.stdout, p.stderr))
-        results.append(float(m.group(1)))
-        say("  %-34s %9.0f transactions/s" % ("storage limit (run %d)" % (i + 1), results[-1]))
+    env = dict(os.environ, DB_SYNCHRONOUS=S.sync)
+    p = subprocess.run(as_worker([S.storage, db, str(S.seconds)]), env=env,
+                       capture_output=True, text=True, timeout=S.seconds + 120)
+    m = re.search(r"transactions/s: ([0-9.]+)", p.stdout)
+    if p.returncode != 0 or not m:
+        raise RuntimeError("storage_limit failed: %s %s" % (p.stdout, p.stderr))
     shutil.rmtree(d, ignore_errors=True)
+    say("  %-34s %9.0f transactions/s" % ("storage limit (%s)" % tag, float(m.group(1))))
+    return float(m.group(1))
+
+
+def storage_limit():
+    results = [storage_run("run %d" % (i + 1)) for i in range(S.runs)]
     ordered = sorted(results)
     return {"tps": ordered[(len(ordered) - 1) // 2], "all": results}
 
@@ -632,14 +657,14 @@ def nginx_ceiling_conf(fcgi_runtime, runtime, port):
 
 
 def ceilings(results):
+    """Measures both ceilings.  The FastCGI ceiling's stack stays up (idle)
+    until main() stops it: GET /orders/{id} is paired with ceiling runs."""
     say("FastCGI ceiling: the real nginx config in front of %d empty libfcgi responders" % S.workers)
     st = Stack("fcgi-ceiling", fake_build(), {"BENCH_RESPONDER": S.responder})
-    try:
-        st.start()
-        results["fcgi"] = measure(st, "FastCGI ceiling (empty responder)", "static.lua",
-                                  {"BENCH_PATH": "/healthz"})
-    finally:
-        st.stop()
+    results["fcgi_stack"] = st
+    st.start()
+    results["fcgi"] = measure(st, "FastCGI ceiling (empty responder)", "static.lua",
+                              {"BENCH_PATH": "/healthz"})
     say("nginx ceiling: the same config, location / answering with return 200")
     runtime = os.path.join(S.tmp, "nginx-ceiling", "var")
     port = free_port()
@@ -674,8 +699,21 @@ def scale_phase(scale, first, token, results, notes):
     try:
         st.start()
 
-        def run(label, script, env, writes=False, prof=False):
-            r = measure(st, label, script, dict(auth, **env), db=st.db, writes=writes)
+        def ceiling_pair():
+            r = run_wrk(results["fcgi_stack"].port, "static.lua", {"BENCH_PATH": "/healthz"},
+                        S.seconds, "FastCGI ceiling (paired)")
+            say("  %-34s %9.0f req/s  p99 %7.2f ms" % ("FastCGI ceiling (paired)", r["rps"],
+                                                        r["p99_us"] / 1000))
+            # the ceiling's own tail, next to the scenario's, in the report
+            results.setdefault("ceiling_pair_p99", {}).setdefault(scale, []).append(r["p99_us"])
+            return r["rps"]
+
+        def storage_pair():
+            return storage_run("paired")
+
+        def run(label, script, env, writes=False, prof=False, pair=None):
+            r = measure(st, label, script, dict(auth, **env), db=st.db, writes=writes,
+                        pair=pair)
             r["scale"] = scale
             rows.append(r)
             if prof and S.profile:
@@ -686,7 +724,8 @@ def scale_phase(scale, first, token, results, notes):
 
         if first:
             run("GET /healthz", "static.lua", {"BENCH_PATH": "/healthz", "TOKEN": ""})
-        run("GET /orders/{id}", "get_by_id.lua", {"BENCH_IDS": ids}, prof=first)
+        run("GET /orders/{id}", "get_by_id.lua", {"BENCH_IDS": ids}, prof=first,
+            pair=ceiling_pair)
         run("GET /orders?limit=20", "static.lua", {"BENCH_PATH": "/orders?limit=20"})
         deep = scale // 2
         run("GET /orders?limit=20&offset=%d" % deep, "static.lua",
@@ -699,7 +738,7 @@ def scale_phase(scale, first, token, results, notes):
             body = '{"customerId":"customer-bench","items":["item-1","item-2"]}'
             run("POST /orders", "static.lua",
                 {"BENCH_METHOD": "POST", "BENCH_PATH": "/orders", "BENCH_BODY": body},
-                writes=True, prof=True)
+                writes=True, prof=True, pair=storage_pair)
             run("PATCH flow (POST + 3 PATCH)", "patch_flow.lua", {}, writes=True)
             run("mix 90% read / 10% write", "mix.lua", {"BENCH_IDS": ids}, writes=True)
         results.setdefault("memory", []).append((scale, rss_breakdown(st.procs())))
@@ -773,9 +812,10 @@ def report(results, m, token_how, started, notes):
     w("## Orders Service benchmark")
     w("")
     w("`%s`: wrk -t%d -c%d -d%ds --latency, %d run(s) per scenario (the median run by"
-      " requests/s is shown), %ds warm-up, WORKERS=%d, DB_SYNCHRONOUS=%s, build-bench/"
+      " requests/s is shown), %ds warm-up, WORKERS=%d, DB_SYNCHRONOUS=%s, %s/"
       " (meson --buildtype=release)." % (results["command"], S.threads, S.connections,
-                                          S.seconds, S.runs, S.warmup, S.workers, S.sync))
+                                          S.seconds, S.runs, S.warmup, S.workers, S.sync,
+                                          os.path.relpath(S.build, ROOT)))
     w("")
     w("| orders | scenario | req/s | p50 ms | p99 ms | non-2xx | socket err | vs nginx | vs FastCGI"
       " | vs storage | CPU µs/req | worker RSS MiB | publisher RSS MiB |")
@@ -791,11 +831,18 @@ def report(results, m, token_how, started, notes):
       " 100%% | - | - | - |" % storage["tps"])
     for r in results["rows"]:
         is_write = r["label"].startswith(("POST", "PATCH"))
+        vs_fcgi = fmt_ratio(r["rps"], fcgi["rps"])
+        vs_storage = fmt_ratio(r["rps"], storage["tps"]) if is_write else "-"
+        if "pair_ratio" in r:  # paired runs: the median of the per-run ratios
+            paired = "**%.0f%%** (paired)" % (100 * r["pair_ratio"])
+            if is_write:
+                vs_storage = paired
+            else:
+                vs_fcgi = paired
         w("| %s | %s | %.0f | %s | %s | %d | %d | %s | %s | %s | %.1f | %s | %s |"
           % ("{:,}".format(r["scale"]), r["label"], r["rps"], fmt_ms(r["p50_us"]),
              fmt_ms(r["p99_us"]), r["non2xx"], r["socket_errors"],
-             fmt_ratio(r["rps"], nginx["rps"]), fmt_ratio(r["rps"], fcgi["rps"]),
-             fmt_ratio(r["rps"], storage["tps"]) if is_write else "-", r["cpu_us"],
+             fmt_ratio(r["rps"], nginx["rps"]), vs_fcgi, vs_storage, r["cpu_us"],
              fmt_mib(r["rss_worker"]), fmt_mib(r["rss_publisher"])))
     w("")
     w("- CPU µs/req: user+system time of the worker pool (master, workers) and the publisher"
@@ -805,6 +852,22 @@ def report(results, m, token_how, started, notes):
     w("- vs storage: requests/s over the storage limit (the same BEGIN IMMEDIATE; INSERT"
       " orders; INSERT events; COMMIT in a loop in one process, same pragmas, fresh database);"
       " for the PATCH flow every request is one such write transaction as well.")
+    w("- (paired): each run of GET /orders/{id} is compared with the mean of two runs of the"
+      " FastCGI ceiling right before and right after it (its stack stays up, idle, for the"
+      " whole benchmark), each run of POST /orders with two runs of the storage limit; the"
+      " ratio shown is the median of the per-run ratios, which on a shared machine whose"
+      " speed drifts is steadier than a ratio to a ceiling measured minutes earlier.  The"
+      " other ratios are to the ceilings in the first rows.")
+    pairs = ["%s @%d: %s" % (r["label"], r["scale"], ", ".join(
+        "%.0f/%.0f" % (rps, ref) for ref, rps in r["pair_all"]))
+        for r in results["rows"] if "pair_all" in r]
+    if pairs:
+        w("- Paired runs (scenario/mean reference): " + "; ".join(pairs) + ".")
+    tails = results.get("ceiling_pair_p99", {})
+    if tails:
+        w("- p99 of the FastCGI ceiling itself in those paired runs (ms): " + "; ".join(
+            "@%d: %s" % (sc, ", ".join(fmt_ms(x) for x in v)) for sc, v in sorted(tails.items()))
+          + ": the empty responder's own tail, on this machine, against the p99 target.")
     w("- Deep offsets: `offset=N/2` walks N/2 entries of the (created_at, id) index before the"
       " page; the cost grows linearly with the offset, unlike the first page.")
     for r in results["rows"]:
@@ -841,16 +904,20 @@ def report(results, m, token_how, started, notes):
     w("")
     for r in results["rows"]:
         if r["label"] == "GET /orders/{id}":
-            ok = r["rps"] >= 0.75 * fcgi["rps"] and r["p99_us"] < 5000
-            w("- GET /orders/{id} at %s orders: %.0f%% of the FastCGI ceiling (target >= 75%%),"
+            ratio = r.get("pair_ratio", r["rps"] / fcgi["rps"])
+            ok = ratio >= 0.75 and r["p99_us"] < 5000
+            w("- GET /orders/{id} at %s orders: %.0f%% of the FastCGI ceiling%s (target >= 75%%),"
               " p99 %.2f ms (target < 5 ms): **%s**"
-              % ("{:,}".format(r["scale"]), 100 * r["rps"] / fcgi["rps"], r["p99_us"] / 1000,
+              % ("{:,}".format(r["scale"]), 100 * ratio,
+                 " (paired)" if "pair_ratio" in r else "", r["p99_us"] / 1000,
                  "met" if ok else "missed"))
     for r in results["rows"]:
         if r["label"] == "POST /orders":
-            ok = r["rps"] >= 0.60 * storage["tps"]
-            w("- POST /orders: %.0f%% of the storage limit (target >= 60%%): **%s**"
-              % (100 * r["rps"] / storage["tps"], "met" if ok else "missed"))
+            ratio = r.get("pair_ratio", r["rps"] / storage["tps"])
+            ok = ratio >= 0.60
+            w("- POST /orders: %.0f%% of the storage limit%s (target >= 60%%): **%s**"
+              % (100 * ratio, " (paired)" if "pair_ratio" in r else "",
+                 "met" if ok else "missed"))
     rss = [r["rss_worker"] for r in results["rows"] if r.get("rss_worker")]
     if rss:
         w("- worker peak RSS %.1f MiB (target < 8 MiB): **%s**"
@@ -898,9 +965,13 @@ def main():
         say("BENCH_PROFILE: perf cannot record here (perf record -e cpu-clock failed); no profile")
         S.profile = False
     token, token_how = mint_token()
-    ceilings(results)
-    for i, scale in enumerate(S.scales):
-        scale_phase(scale, i == 0, token, results, notes)
+    try:
+        ceilings(results)
+        for i, scale in enumerate(S.scales):
+            scale_phase(scale, i == 0, token, results, notes)
+    finally:
+        if results.get("fcgi_stack") is not None:
+            results["fcgi_stack"].stop()
     text = report(results, m, token_how, started, notes)
     path = os.path.join(S.tmp, "report.md")
     with open(path, "w") as f:
