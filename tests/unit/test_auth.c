@@ -325,6 +325,35 @@ START_TEST(minted_valid)
 }
 END_TEST
 
+/* The per-worker cache of accepted tokens must not outlive the token:
+ * the time claims are checked again on every hit. */
+START_TEST(cached_token_still_expires)
+{
+    struct auth_settings s = settings("HS256");
+    struct auth_verifier *v = verifier_with(&s);
+    char *tok = auth_mint(&s, "user-123", "orders.read", NOW, 60);
+    ck_assert_ptr_nonnull(tok);
+    char *h = bearer(tok);
+    struct auth_principal p;
+    const char *why = NULL;
+    ck_assert_int_eq(auth_verify(v, h, NOW, &p, &why), AUTH_OK);
+    ck_assert_int_eq(auth_verify(v, h, NOW + 1, &p, &why), AUTH_OK); /* a hit */
+    ck_assert_int_eq(auth_verify(v, h, NOW + 60 + AUTH_LEEWAY_SECONDS + 1, &p, &why),
+                     AUTH_INVALID_TOKEN);
+    /* and a token the cache has seen is refused by a verifier with another
+     * secret: the cache is the verifier's own */
+    struct auth_settings other = s;
+    other.secret = (const unsigned char *)"another-secret-0123456789abcdef-0123456789";
+    other.secret_len = strlen((const char *)other.secret);
+    struct auth_verifier *v2 = verifier_with(&other);
+    ck_assert_int_eq(auth_verify(v2, h, NOW, &p, &why), AUTH_INVALID_TOKEN);
+    auth_verifier_free(v2);
+    free(h);
+    free(tok);
+    auth_verifier_free(v);
+}
+END_TEST
+
 START_TEST(minted_claims)
 {
     struct auth_settings s = settings("HS256");
@@ -1111,6 +1140,7 @@ static Suite *auth_suite(int nvectors)
 
     TCase *tm = tcase_create("minted");
     tcase_add_test(tm, minted_valid);
+    tcase_add_test(tm, cached_token_still_expires);
     tcase_add_test(tm, minted_claims);
     tcase_add_test(tm, mint_refuses_bad_settings);
     tcase_add_test(tm, expired);
