@@ -46,6 +46,7 @@ static char *app_render_service_info(void)
         cJSON_AddStringToObject(links, "health", "/healthz") != NULL &&
         cJSON_AddStringToObject(links, "ready", "/readyz") != NULL &&
         cJSON_AddStringToObject(links, "orders", "/orders") != NULL &&
+        cJSON_AddStringToObject(links, "docs", "/docs") != NULL &&
         cJSON_AddItemToObject(info, "links", links)) {
         links = NULL;
         text = cJSON_PrintUnformatted(info);
