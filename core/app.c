@@ -104,24 +104,32 @@ void app_free(struct app *app)
     app->service_info = NULL;
 }
 
+/* A response that never reached the client is logged with status 499 and
+ * client_gone, the status the handler produced in handler_status: a 201
+ * there means the order exists though its creator never heard of it. */
 static void app_log_access(struct app *app, const struct call *call,
                            const struct response *res, const char *route,
-                           double started_ms)
+                           double duration_ms, bool delivered)
 {
-    double duration_ms = clock_monotonic_ms() - started_ms;
-    enum log_level level = res->status >= 500 ? LOG_ERROR : LOG_INFO;
+    enum log_level level = res->status >= 500 ? LOG_ERROR
+                           : !delivered       ? LOG_WARN
+                                              : LOG_INFO;
     const struct request *req = call->req;
     struct log_field fields[] = {
         LOG_STR("method", req->method),
         LOG_STR("path", req->path),
         LOG_STR("route", route),
-        LOG_INT("status", res->status),
+        LOG_INT("status", delivered ? res->status : HTTP_STATUS_CLIENT_GONE),
         LOG_DBL("duration_ms", duration_ms),
         LOG_STR("request_id", req->request_id ? req->request_id : ""),
         LOG_STR("sub", call->principal.sub),
+        /* the last two only for an undelivered response */
+        LOG_INT("handler_status", res->status),
+        LOG_INT("client_gone", 1),
     };
-    log_emit(&app->log, level, &call->trace, "request",
-             fields, (int)(sizeof fields / sizeof fields[0]));
+    int n = (int)(sizeof fields / sizeof fields[0]);
+    log_emit(&app->log, level, &call->trace, "request", fields,
+             delivered ? n - 2 : n);
 }
 
 /* The server span of one request, with the HTTP semantic-convention
@@ -202,10 +210,13 @@ void app_handle(struct app *app, const struct request *req,
         handler_problem(&call, res, PROBLEM_NOT_FOUND, "no such resource");
         break;
     }
-    metrics_record_request(app->metrics, route_index, res->status,
-                           clock_monotonic_ms() - started);
+    bool delivered = req->send == NULL || req->send(req->send_ctx, res) == 0;
+    double duration_ms = clock_monotonic_ms() - started;
+    metrics_record_request(app->metrics, route_index,
+                           delivered ? res->status : HTTP_STATUS_CLIENT_GONE,
+                           duration_ms);
     if (app->spans.emit != NULL)
         app_emit_server_span(app, &call, res, route_name,
                              route_index < APP_ROUTE_COUNT, start_ns);
-    app_log_access(app, &call, res, route_name, started);
+    app_log_access(app, &call, res, route_name, duration_ms, delivered);
 }

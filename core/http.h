@@ -14,6 +14,8 @@
 #define HTTP_MAX_BODY (64 * 1024)
 #define RESPONSE_MAX_HEADERS 8
 
+struct response;
+
 struct request {
     const char *method;        /* "GET", "POST", ... never NULL */
     const char *path;          /* raw path as sent, without the query */
@@ -26,7 +28,18 @@ struct request {
     const char *body;          /* not NUL-terminated; NULL when empty */
     size_t body_len;
     int body_too_large;        /* CONTENT_LENGTH over HTTP_MAX_BODY: not read */
+    /* The transport's writer.  app_handle() calls it once the response is
+     * complete and before it logs and counts the request, so that a
+     * response that never reached the client is not reported as sent.
+     * Returns 0 when delivered, -1 when the peer had gone.  NULL: nothing
+     * is sent (tests), and the response counts as delivered. */
+    int (*send)(void *ctx, const struct response *res);
+    void *send_ctx;
 };
+
+/* The status logged and counted for a response that could not be
+ * delivered because the client had gone (nginx's own code for it). */
+#define HTTP_STATUS_CLIENT_GONE 499
 
 struct header {
     char *name;

@@ -6,10 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The statuses the service and nginx can answer; anything else counts in
- * the last slot as "other". */
+/* The statuses the service and nginx can answer, and 499 for a response
+ * the client had gone before it could take (HTTP_STATUS_CLIENT_GONE);
+ * anything else counts in the last slot as "other". */
 static const int metrics_statuses[METRICS_STATUS_SLOTS - 1] = {
-    200, 201, 400, 401, 403, 404, 405, 409, 413, 415, 500, 503, 504, 502, 414};
+    200, 201, 400, 401, 403, 404, 405, 409, 413, 415, 500, 503, 504, 502, 414, 499};
 
 /* Upper bounds in milliseconds; the last bucket is +Inf. */
 static const double metrics_bounds_ms[METRICS_BUCKETS - 1] = {

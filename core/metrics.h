@@ -14,7 +14,7 @@
 #include <stddef.h>
 
 #define METRICS_MAX_ROUTES 12 /* the routing table's rows + "unmatched" */
-#define METRICS_STATUS_SLOTS 16
+#define METRICS_STATUS_SLOTS 17
 #define METRICS_BUCKETS 12
 
 struct metrics {

@@ -22,6 +22,7 @@
 struct fcgi_exchange {
     FCGX_Request *fr;
     struct request req;
+    bool head_only; /* HEAD: the head of the GET response, no body */
     char body[HTTP_MAX_BODY];
 };
 
@@ -133,20 +134,33 @@ static int fcgi_format_head(char *buf, size_t cap, const struct response *res)
     return (int)used + 2;
 }
 
-static void fcgi_write_response(FCGX_Request *fr, const struct response *res,
-                                int head_only)
+/* Writes the response and ends the FastCGI request's streams (the end-of-
+ * request record included), so that every write that can fail has failed
+ * by the time this returns.  Returns 0 when all of it went to nginx, -1
+ * when nginx had closed the connection: the client gave up (nginx logs 499)
+ * and the response reached nobody.  libfcgi's FCGX_Finish_r, which runs
+ * after, reports nothing; it only frees what is left. */
+static int fcgi_send_response(void *ctx, const struct response *res)
 {
+    struct fcgi_exchange *x = ctx;
+    FCGX_Request *fr = x->fr;
     char head[2048];
     int n = fcgi_format_head(head, sizeof head, res);
+    int failed = 0;
     if (n < 0) {
         static const char fallback[] = "Status: 500 Internal Server Error\r\n"
                                        "Content-Length: 0\r\n\r\n";
-        FCGX_PutStr(fallback, (int)sizeof fallback - 1, fr->out);
-        return;
+        failed |= FCGX_PutStr(fallback, (int)sizeof fallback - 1, fr->out) < 0;
+    } else {
+        failed |= FCGX_PutStr(head, n, fr->out) < 0;
+        if (!x->head_only && res->body_len > 0)
+            failed |= FCGX_PutStr(res->body, (int)res->body_len, fr->out) < 0;
     }
-    FCGX_PutStr(head, n, fr->out);
-    if (!head_only && res->body_len > 0)
-        FCGX_PutStr(res->body, (int)res->body_len, fr->out);
+    /* err before out, as FCGX_Finish_r does: closing out writes the
+     * end-of-request record and flushes. */
+    failed |= FCGX_FClose(fr->err) != 0;
+    failed |= FCGX_FClose(fr->out) != 0;
+    return failed ? -1 : 0;
 }
 
 static void fcgi_handle_one(struct app *app, struct fcgi_exchange *x)
@@ -154,14 +168,19 @@ static void fcgi_handle_one(struct app *app, struct fcgi_exchange *x)
     struct response res;
     response_init(&res);
     fcgi_build_request(x);
+    x->head_only = strcmp(x->req.method, "HEAD") == 0;
+    x->req.send = fcgi_send_response;
+    x->req.send_ctx = x;
     if (fcgi_read_body(x) != 0) {
         problem_render(&res, PROBLEM_VALIDATION,
                        "the request body is shorter than its Content-Length",
                        x->req.path);
+        /* Not through app_handle: no route, no access log (nginx logs
+         * it), and nothing to count whether or not it arrives. */
+        (void)fcgi_send_response(x, &res);
     } else {
         app_handle(app, &x->req, &res);
     }
-    fcgi_write_response(x->fr, &res, strcmp(x->req.method, "HEAD") == 0);
     response_free(&res);
 }
 
@@ -315,7 +334,8 @@ static bool fcgi_next_request_coming(int fd)
  * same holds if upstream keepalive is ever turned back on: then nginx's
  * keepalive_requests and keepalive_timeout bound the wait. */
 unsigned long fcgi_serve(struct app *app, volatile sig_atomic_t *stop,
-                         unsigned long max_requests, unsigned watchdog_s)
+                         unsigned long max_requests, unsigned watchdog_s,
+                         int (*on_ready)(void))
 {
     FCGX_Request fr;
     unsigned long served = 0;
@@ -338,6 +358,12 @@ unsigned long fcgi_serve(struct app *app, volatile sig_atomic_t *stop,
         return 0;
     }
     x->fr = &fr;
+    if (on_ready != NULL && on_ready() != 0) {
+        /* The master would count this worker as never started. */
+        FCGX_Free(&fr, 1);
+        free(x);
+        return 0;
+    }
     bool fresh = false; /* ipcFd was just accepted: its request is coming */
     for (;;) {
         /* After a response on a kept connection, wait for what nginx does

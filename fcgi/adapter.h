@@ -16,8 +16,11 @@
  * it) until *stop becomes non-zero or max_requests have been served (0: no
  * limit).  A request still running after watchdog_s seconds kills the
  * process (SIGALRM's default action): the pool replaces it, and SQLite rolls
- * back whatever it had not committed.  Returns the number served. */
+ * back whatever it had not committed.  on_ready (may be NULL) is called
+ * once, when the worker is set up and about to accept its first
+ * connection.  Returns the number served. */
 unsigned long fcgi_serve(struct app *app, volatile sig_atomic_t *stop,
-                         unsigned long max_requests, unsigned watchdog_s);
+                         unsigned long max_requests, unsigned watchdog_s,
+                         int (*on_ready)(void));
 
 #endif

@@ -11,10 +11,12 @@
  * requests (default 0: never), WORKER_USER names the account workers run
  * as when started as root (default www-data).
  *
- * The master execs every worker afresh from the binary's path instead of
- * running the forked copy, so a reload (SIGHUP) brings up the binary that is
- * on disk now: deploy new binaries, send SIGHUP, and the socket never
- * closes.  The pool's metrics live in a memfd that survives the exec.
+ * The master execs every worker afresh instead of running the forked copy,
+ * so a reload (SIGHUP) brings up the binary that is on disk now: deploy new
+ * binaries, send SIGHUP, and the socket never closes.  The old workers
+ * retire only once the new ones are ready; a broken binary fails the reload
+ * and the old ones serve on (fcgi/pool.h).  The pool's metrics live in a
+ * memfd that survives the exec.
  */
 #include <errno.h>
 #include <signal.h>
@@ -35,6 +37,10 @@
 #include "store.h"
 
 #define STOP_TIMEOUT_MS 15000
+/* A reload's new workers open the database and apply migrations before they
+ * report ready; one that takes longer than this counts as broken and the
+ * old workers serve on. */
+#define READY_TIMEOUT_MS 30000
 /* nginx answers 504 at REQUEST_TIMEOUT; a worker still busy a little later
  * is stuck, and the watchdog's SIGALRM ends it so the pool replaces it. */
 #define WATCHDOG_GRACE_S 5
@@ -85,20 +91,6 @@ struct worker_args {
     struct metrics *metrics; /* shared by the whole pool */
 };
 
-struct exec_args {
-    char *path; /* this binary, resolved at start */
-};
-
-/* Runs in the forked child: become a fresh worker process. */
-static int exec_worker(void *arg)
-{
-    const struct exec_args *ea = arg;
-    char *argv[] = {ea->path, "--worker", NULL};
-    execv(ea->path, argv);
-    fprintf(stderr, "orders-fcgi: exec %s: %s\n", ea->path, strerror(errno));
-    return 127;
-}
-
 #define METRICS_FD_ENV "ORDERS_METRICS_FD"
 
 /* The pool's counters: a memfd the master creates, inherited across fork
@@ -116,15 +108,26 @@ static struct metrics *metrics_create(void)
     return m;
 }
 
+/* Returns the pool's counters, or NULL (with the reason on stderr). */
 static struct metrics *metrics_attach(void)
 {
     const char *v = getenv(METRICS_FD_ENV);
     int fd = v ? atoi(v) : -1;
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        fprintf(stderr, "orders-fcgi: --worker is started by the pool master only\n");
+        return NULL;
+    }
     struct metrics *m = MAP_FAILED;
-    if (fd >= 0)
+    /* A master started before an upgrade that grew the counters made a
+     * smaller memfd; mapping past its end would fault at the first count.
+     * Refusing to start fails the reload, and the old workers serve on. */
+    if ((size_t)st.st_size < sizeof *m)
+        fprintf(stderr, "orders-fcgi: the pool master predates this worker's "
+                        "metrics; restart the service instead of reloading it\n");
+    else
         m = mmap(NULL, sizeof *m, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (fd >= 0)
-        close(fd);
+    close(fd);
     return m == MAP_FAILED ? NULL : m;
 }
 
@@ -157,7 +160,8 @@ static int worker_main(const struct worker_args *wa)
             app.spans = exporter_sink(exp);
     }
     fcgi_serve(&app, &worker_stop, wa->max_requests,
-               (unsigned)wa->cfg->request_timeout_s + WATCHDOG_GRACE_S);
+               (unsigned)wa->cfg->request_timeout_s + WATCHDOG_GRACE_S,
+               pool_worker_ready);
     exporter_stop(exp);
     app_free(&app);
     store_close(st);
@@ -201,37 +205,39 @@ static int run_worker(const struct config *cfg)
         .max_requests = (unsigned long)env_long("WORKER_MAX_REQUESTS", 0, 0, 1000000000L),
         .metrics = metrics_attach(),
     };
-    if (wa.metrics == NULL) {
-        fprintf(stderr, "orders-fcgi: --worker is started by the pool master only\n");
+    if (wa.metrics == NULL)
         return 1;
-    }
     return worker_main(&wa);
 }
 
 static int run_master(const struct config *cfg, const char *argv0)
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    struct exec_args ea = {.path = realpath(argv0, NULL)};
-    if (ea.path == NULL) {
+    char *path = realpath(argv0, NULL);
+    if (path == NULL) {
         fprintf(stderr, "orders-fcgi: cannot resolve %s: %s\n", argv0, strerror(errno));
         return 1;
     }
     struct metrics *shared = metrics_create();
     if (shared == NULL) {
         fprintf(stderr, "orders-fcgi: cannot create shared metrics: %s\n", strerror(errno));
-        free(ea.path);
+        free(path);
         return 1;
     }
+    char *worker_argv[] = {path, "--worker", NULL};
     struct pool_settings ps = {
-        .workers = (int)env_long("WORKERS", ncpu > 0 ? ncpu : 1, 1, 256),
+        .workers = (int)env_long("WORKERS", ncpu > 0 ? ncpu : 1, 1, POOL_MAX_WORKERS),
         .stop_timeout_ms = STOP_TIMEOUT_MS,
+        .ready_timeout_ms = READY_TIMEOUT_MS,
+        .binary = path,
+        .argv = worker_argv,
         .restarts = &shared->worker_restarts,
     };
     env_long("WORKER_MAX_REQUESTS", 0, 0, 1000000000L); /* refuse bad values now */
     struct logger log = {.level = cfg->log_level, .fd = 2};
-    int rc = pool_run(&ps, exec_worker, &ea, &log);
+    int rc = pool_run(&ps, &log);
     munmap(shared, sizeof *shared);
-    free(ea.path);
+    free(path);
     return rc;
 }
 

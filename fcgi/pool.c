@@ -1,8 +1,10 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -11,7 +13,6 @@
 
 #include "clock.h"
 
-#define POOL_MAX_WORKERS 256
 /* A worker that dies this soon after its start is crash-looping; the pool
  * then waits a little before refilling, so a broken database or binary gives
  * a slow, logged loop rather than a fork storm.  The pool never gives a slot
@@ -19,54 +20,162 @@
 #define POOL_QUICK_DEATH_MS 1000
 #define POOL_RESPAWN_PAUSE_MS 200
 
+/* The worker finds the write end of its readiness pipe here. */
+#define POOL_READY_FD_ENV "ORDERS_POOL_READY_FD"
+
 struct pool_slot {
     pid_t pid;          /* 0: free */
-    bool retiring;      /* replaced by a reload; not refilled when it exits */
+    bool retiring;      /* told to finish; not refilled when it exits */
+    bool candidate;     /* started by a reload that has not succeeded yet */
+    bool ready;         /* reported ready through its pipe */
+    int ready_fd;       /* read end of the readiness pipe, or -1 */
     double started_ms;
 };
 
-/* Twice the pool size: during a reload the new workers start before the
- * old ones are told to stop, so the socket always has acceptors. */
+/* Three times the pool size: the serving workers, a reload's candidates,
+ * and the workers a previous reload retired that are still finishing
+ * their connection. */
+#define POOL_SLOTS_PER_WORKER 3
+
 struct pool {
     const struct pool_settings *s;
-    pool_worker_fn fn;
-    void *arg;
     const struct logger *log;
-    struct pool_slot slot[2 * POOL_MAX_WORKERS];
+    struct pool_slot slot[POOL_SLOTS_PER_WORKER * POOL_MAX_WORKERS];
     int nslots;
     double respawn_not_before_ms;
     sigset_t handled;
     unsigned long restarts;
+    int binary_fd;     /* the binary the serving workers were started from */
+    /* A reload in progress: its binary, its deadline, and why it failed
+     * (the first candidate's death), if it did. */
+    int candidate_fd;  /* -1: no reload in progress */
+    double reload_deadline_ms;
+    bool reload_failed;
+    int failed_exit_code, failed_signal;
+    pid_t failed_pid;
 };
 
-static pid_t pool_spawn(struct pool *p, struct pool_slot *slot)
+/* In the child, between fork and exec: only async-signal-safe calls, and
+ * setenv, which is safe here because the master has a single thread. */
+static void pool_child_exec(const struct pool *p, int binary_fd, int ready_wr)
 {
-    pid_t pid = fork();
-    if (pid == 0) {
-        sigprocmask(SIG_UNBLOCK, &p->handled, NULL);
-        _exit(p->fn(p->arg));
-    }
-    if (pid < 0) {
-        log_emit(p->log, LOG_ERROR, NULL, "fork failed",
+    char num[16];
+    sigprocmask(SIG_UNBLOCK, &p->handled, NULL);
+    /* Both descriptors were opened close-on-exec so that no other worker
+     * inherits them; this one passes them on.  The binary's descriptor must
+     * survive the exec too, for tools that re-exec it by its /proc path
+     * (valgrind --trace-children). */
+    if (fcntl(binary_fd, F_SETFD, 0) != 0 || fcntl(ready_wr, F_SETFD, 0) != 0)
+        _exit(127);
+    snprintf(num, sizeof num, "%d", ready_wr);
+    if (setenv(POOL_READY_FD_ENV, num, 1) != 0)
+        _exit(127);
+    fexecve(binary_fd, p->s->argv, environ);
+    static const char msg[] = "{\"level\":\"error\",\"service\":\"orders\","
+                              "\"message\":\"pool: cannot exec the worker binary\"}\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(127);
+}
+
+static pid_t pool_spawn(struct pool *p, struct pool_slot *slot, bool candidate)
+{
+    int binary_fd = candidate ? p->candidate_fd : p->binary_fd;
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) != 0) {
+        log_emit(p->log, LOG_ERROR, NULL, "cannot create a readiness pipe",
                  (struct log_field[]){LOG_STR("error", strerror(errno))}, 1);
         p->respawn_not_before_ms = clock_monotonic_ms() + POOL_RESPAWN_PAUSE_MS;
         return -1;
     }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pipefd[0]);
+        pool_child_exec(p, binary_fd, pipefd[1]);
+    }
+    close(pipefd[1]);
+    if (pid < 0) {
+        log_emit(p->log, LOG_ERROR, NULL, "fork failed",
+                 (struct log_field[]){LOG_STR("error", strerror(errno))}, 1);
+        close(pipefd[0]);
+        p->respawn_not_before_ms = clock_monotonic_ms() + POOL_RESPAWN_PAUSE_MS;
+        return -1;
+    }
+    /* Non-blocking: the master only looks whether the byte has come. */
+    int fl = fcntl(pipefd[0], F_GETFL);
+    if (fl < 0 || fcntl(pipefd[0], F_SETFL, fl | O_NONBLOCK) != 0) {
+        close(pipefd[0]);
+        pipefd[0] = -1; /* never seen ready: a reload fails safe */
+    }
     slot->pid = pid;
     slot->retiring = false;
+    slot->candidate = candidate;
+    slot->ready = false;
+    slot->ready_fd = pipefd[0];
     slot->started_ms = clock_monotonic_ms();
     return pid;
 }
 
-static int pool_count(const struct pool *p, bool active_only)
+int pool_worker_ready(void)
+{
+    const char *v = getenv(POOL_READY_FD_ENV);
+    if (v == NULL)
+        return 0;
+    char *end;
+    errno = 0;
+    long fd = strtol(v, &end, 10);
+    unsetenv(POOL_READY_FD_ENV);
+    if (errno != 0 || *end != '\0' || fd < 3 || fd > 65535)
+        return -1;
+    ssize_t w;
+    do {
+        w = write((int)fd, "r", 1);
+    } while (w < 0 && errno == EINTR);
+    close((int)fd);
+    return w == 1 ? 0 : -1;
+}
+
+static void pool_close_ready_fd(struct pool_slot *slot)
+{
+    if (slot->ready_fd >= 0)
+        close(slot->ready_fd);
+    slot->ready_fd = -1;
+}
+
+/* Picks up the readiness bytes that have come since the last look. */
+static void pool_poll_ready(struct pool *p)
+{
+    for (int i = 0; i < p->nslots; i++) {
+        struct pool_slot *slot = &p->slot[i];
+        if (slot->pid == 0 || slot->ready_fd < 0)
+            continue;
+        char c;
+        ssize_t n = read(slot->ready_fd, &c, 1);
+        if (n == 1)
+            slot->ready = true;
+        if (n >= 0 || (errno != EAGAIN && errno != EINTR))
+            pool_close_ready_fd(slot); /* ready, or gone without a word */
+    }
+}
+
+/* Serving workers: neither retiring nor a reload's candidates. */
+static int pool_count_serving(const struct pool *p)
 {
     int n = 0;
     for (int i = 0; i < p->nslots; i++)
-        n += p->slot[i].pid != 0 && !(active_only && p->slot[i].retiring);
+        n += p->slot[i].pid != 0 && !p->slot[i].retiring && !p->slot[i].candidate;
     return n;
 }
 
-static void pool_log_exit(struct pool *p, pid_t pid, int status, bool retired)
+static int pool_count_alive(const struct pool *p)
+{
+    int n = 0;
+    for (int i = 0; i < p->nslots; i++)
+        n += p->slot[i].pid != 0;
+    return n;
+}
+
+static void pool_log_exit(struct pool *p, pid_t pid, int status, const char *msg)
 {
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     struct log_field fields[] = {
@@ -75,14 +184,12 @@ static void pool_log_exit(struct pool *p, pid_t pid, int status, bool retired)
         LOG_INT("signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0),
         LOG_INT("worker_restarts", (long long)p->restarts),
     };
-    const char *msg = retired ? "worker retired after reload"
-                      : clean ? "worker exited (recycled); replacing it"
-                              : "worker died; replacing it";
     log_emit(p->log, clean ? LOG_INFO : LOG_WARN, NULL, msg, fields, 4);
 }
 
-/* Reaps every exited worker; a slot that was not retiring is refilled by
- * pool_fill, after a pause when the worker died young. */
+/* Reaps every exited worker.  A serving worker's slot is refilled by
+ * pool_fill, after a pause when it died young; a candidate's death fails
+ * its reload (pool_reload_progress). */
 static void pool_reap(struct pool *p, bool stopping)
 {
     int status;
@@ -92,20 +199,34 @@ static void pool_reap(struct pool *p, bool stopping)
             struct pool_slot *slot = &p->slot[i];
             if (slot->pid != pid)
                 continue;
-            bool retired = slot->retiring;
+            bool retired = slot->retiring, candidate = slot->candidate;
             slot->pid = 0;
-            slot->retiring = false;
+            slot->retiring = slot->candidate = slot->ready = false;
+            pool_close_ready_fd(slot);
             if (stopping)
                 break;
-            if (!retired) {
+            if (candidate) {
+                if (!p->reload_failed) {
+                    p->reload_failed = true;
+                    p->failed_pid = pid;
+                    p->failed_exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+                    p->failed_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+                }
+                pool_log_exit(p, pid, status, "new worker exited during a reload");
+            } else if (retired) {
+                pool_log_exit(p, pid, status, "worker retired");
+            } else {
                 p->restarts++;
                 if (p->s->restarts != NULL)
                     atomic_fetch_add(p->s->restarts, 1);
                 double now = clock_monotonic_ms();
                 if (now - slot->started_ms < POOL_QUICK_DEATH_MS)
                     p->respawn_not_before_ms = now + POOL_RESPAWN_PAUSE_MS;
+                bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+                pool_log_exit(p, pid, status,
+                              clean ? "worker exited (recycled); replacing it"
+                                    : "worker died; replacing it");
             }
-            pool_log_exit(p, pid, status, retired);
             break;
         }
     }
@@ -115,66 +236,181 @@ static void pool_fill(struct pool *p)
 {
     if (clock_monotonic_ms() < p->respawn_not_before_ms)
         return;
-    for (int i = 0; i < p->nslots && pool_count(p, true) < p->s->workers; i++)
-        if (p->slot[i].pid == 0 && pool_spawn(p, &p->slot[i]) < 0)
+    for (int i = 0; i < p->nslots && pool_count_serving(p) < p->s->workers; i++)
+        if (p->slot[i].pid == 0 && pool_spawn(p, &p->slot[i], false) < 0)
             return;
 }
 
-static void pool_signal(struct pool *p, int sig, bool retiring_only)
+static void pool_signal_all(struct pool *p, int sig)
 {
     for (int i = 0; i < p->nslots; i++)
-        if (p->slot[i].pid != 0 && (!retiring_only || p->slot[i].retiring))
+        if (p->slot[i].pid != 0)
             kill(p->slot[i].pid, sig);
 }
 
-/* Graceful reload (SIGHUP): fresh workers first, then the old ones finish
- * what they serve and exit.  Both generations accept on the same socket in
+/* Ends a reload that did not succeed: its candidates go, the serving
+ * workers stay.  A candidate that is ready may already hold a connection,
+ * so it is asked to finish (SIGTERM); one that never got ready has not
+ * accepted anything and may hang in its start, so it is killed. */
+static void pool_abandon_reload(struct pool *p, const char *why)
+{
+    int stopped = 0;
+    for (int i = 0; i < p->nslots; i++) {
+        struct pool_slot *slot = &p->slot[i];
+        if (slot->pid == 0 || !slot->candidate)
+            continue;
+        slot->candidate = false;
+        slot->retiring = true;
+        kill(slot->pid, slot->ready ? SIGTERM : SIGKILL);
+        stopped++;
+    }
+    struct log_field fields[] = {
+        LOG_STR("reason", why),
+        LOG_STR("binary", p->s->binary),
+        LOG_INT("pid", p->reload_failed ? p->failed_pid : 0),
+        LOG_INT("exit_code", p->reload_failed ? p->failed_exit_code : 0),
+        LOG_INT("signal", p->reload_failed ? p->failed_signal : 0),
+        LOG_INT("new_workers_stopped", stopped),
+        LOG_INT("workers_serving", pool_count_serving(p)),
+    };
+    log_emit(p->log, LOG_ERROR, NULL,
+             "reload failed: the workers already running keep serving",
+             fields, (int)(sizeof fields / sizeof fields[0]));
+    close(p->candidate_fd);
+    p->candidate_fd = -1;
+    p->reload_failed = false;
+}
+
+/* Once every candidate is ready, they become the pool and the workers
+ * they replace finish what they serve and exit. */
+static void pool_commit_reload(struct pool *p)
+{
+    int retired = 0, started = 0;
+    for (int i = 0; i < p->nslots; i++) {
+        struct pool_slot *slot = &p->slot[i];
+        if (slot->pid == 0 || slot->retiring)
+            continue;
+        if (slot->candidate) {
+            slot->candidate = false;
+            started++;
+        } else {
+            slot->retiring = true;
+            kill(slot->pid, SIGTERM);
+            retired++;
+        }
+    }
+    close(p->binary_fd);
+    p->binary_fd = p->candidate_fd;
+    p->candidate_fd = -1;
+    log_emit(p->log, LOG_INFO, NULL, "reload complete: the new workers serve",
+             (struct log_field[]){LOG_INT("new_workers", started),
+                                  LOG_INT("old_workers_retiring", retired)}, 2);
+}
+
+static void pool_reload_progress(struct pool *p)
+{
+    if (p->candidate_fd < 0)
+        return;
+    if (p->reload_failed) {
+        pool_abandon_reload(p, "a new worker exited before it was ready "
+                               "(its own error is logged above)");
+        return;
+    }
+    int candidates = 0, ready = 0;
+    for (int i = 0; i < p->nslots; i++) {
+        if (p->slot[i].pid != 0 && p->slot[i].candidate) {
+            candidates++;
+            ready += p->slot[i].ready;
+        }
+    }
+    if (candidates > 0 && ready == candidates) {
+        pool_commit_reload(p);
+        return;
+    }
+    if (candidates == 0) {
+        pool_abandon_reload(p, "no new worker could be started");
+        return;
+    }
+    if (clock_monotonic_ms() >= p->reload_deadline_ms)
+        pool_abandon_reload(p, "the new workers were not ready in time");
+}
+
+/* Graceful reload (SIGHUP): a full set of new workers from the binary on
+ * disk first; the old ones retire only once all of those are ready
+ * (pool_reload_progress).  Both generations accept on the same socket in
  * between, so no connection waits on an empty pool. */
 static void pool_reload(struct pool *p)
 {
-    log_emit(p->log, LOG_INFO, NULL, "reloading workers", NULL, 0);
-    for (int i = 0; i < p->nslots; i++)
+    if (p->candidate_fd >= 0)
+        pool_abandon_reload(p, "a newer reload was requested");
+    int fd = open(p->s->binary, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        log_emit(p->log, LOG_ERROR, NULL,
+                 "reload failed: cannot open the worker binary; the workers "
+                 "already running keep serving",
+                 (struct log_field[]){LOG_STR("binary", p->s->binary),
+                                      LOG_STR("error", strerror(errno))}, 2);
+        return;
+    }
+    log_emit(p->log, LOG_INFO, NULL, "reloading workers",
+             (struct log_field[]){LOG_STR("binary", p->s->binary),
+                                  LOG_INT("workers", p->s->workers)}, 2);
+    p->candidate_fd = fd;
+    p->reload_failed = false;
+    p->reload_deadline_ms = clock_monotonic_ms() + p->s->ready_timeout_ms;
+    int started = 0;
+    for (int i = 0; i < p->nslots && started < p->s->workers; i++) {
         if (p->slot[i].pid != 0)
-            p->slot[i].retiring = true;
-    p->respawn_not_before_ms = 0;
-    pool_fill(p);
-    pool_signal(p, SIGTERM, true);
+            continue;
+        if (pool_spawn(p, &p->slot[i], true) < 0)
+            break;
+        started++;
+    }
+    /* Judged from here on: all ready, one dead, or the deadline. */
+    pool_reload_progress(p);
 }
 
 /* SIGTERM lets each worker finish the request it is serving and exit; past
  * the deadline the rest are killed. */
 static void pool_stop(struct pool *p)
 {
-    pool_signal(p, SIGTERM, false);
+    pool_signal_all(p, SIGTERM);
     double deadline = clock_monotonic_ms() + p->s->stop_timeout_ms;
-    while (pool_count(p, false) > 0 && clock_monotonic_ms() < deadline) {
+    while (pool_count_alive(p) > 0 && clock_monotonic_ms() < deadline) {
         struct timespec tick = {0, 20 * 1000 * 1000};
         siginfo_t info;
         sigtimedwait(&p->handled, &info, &tick);
         pool_reap(p, true);
     }
-    if (pool_count(p, false) > 0) {
+    if (pool_count_alive(p) > 0) {
         log_emit(p->log, LOG_WARN, NULL, "stop deadline passed; killing workers",
-                 (struct log_field[]){LOG_INT("alive", pool_count(p, false))}, 1);
-        pool_signal(p, SIGKILL, false);
-        while (pool_count(p, false) > 0 && waitpid(-1, NULL, 0) > 0)
+                 (struct log_field[]){LOG_INT("alive", pool_count_alive(p))}, 1);
+        pool_signal_all(p, SIGKILL);
+        while (pool_count_alive(p) > 0 && waitpid(-1, NULL, 0) > 0)
             pool_reap(p, true);
     }
 }
 
-int pool_run(const struct pool_settings *s, pool_worker_fn fn, void *arg,
-             const struct logger *log)
+int pool_run(const struct pool_settings *s, const struct logger *log)
 {
-    if (s->workers < 1 || s->workers > POOL_MAX_WORKERS)
+    if (s->workers < 1 || s->workers > POOL_MAX_WORKERS || s->binary == NULL ||
+        s->argv == NULL || s->argv[0] == NULL)
         return 1;
     struct pool *p = calloc(1, sizeof *p);
     if (p == NULL)
         return 1;
     p->s = s;
-    p->fn = fn;
-    p->arg = arg;
     p->log = log;
-    p->nslots = 2 * s->workers;
+    p->nslots = POOL_SLOTS_PER_WORKER * s->workers;
+    for (int i = 0; i < p->nslots; i++)
+        p->slot[i].ready_fd = -1;
+    p->candidate_fd = -1;
+    p->binary_fd = open(s->binary, O_RDONLY | O_CLOEXEC);
+    if (p->binary_fd < 0) {
+        fprintf(stderr, "orders-fcgi: cannot open %s: %s\n", s->binary, strerror(errno));
+        free(p);
+        return 1;
+    }
     sigemptyset(&p->handled);
     sigaddset(&p->handled, SIGCHLD);
     sigaddset(&p->handled, SIGTERM);
@@ -187,17 +423,28 @@ int pool_run(const struct pool_settings *s, pool_worker_fn fn, void *arg,
              (struct log_field[]){LOG_INT("workers", s->workers)}, 1);
     for (;;) {
         pool_fill(p);
-        struct timespec tick = {0, 50 * 1000 * 1000};
+        /* A reload waits on readiness bytes, which raise no signal: look
+         * often then, rarely otherwise. */
+        long tick_ns = (p->candidate_fd >= 0 ? 10 : 50) * 1000L * 1000L;
+        struct timespec tick = {0, tick_ns};
         siginfo_t info;
         int sig = sigtimedwait(&p->handled, &info, &tick);
         if (sig == SIGTERM || sig == SIGINT)
             break;
+        pool_reap(p, false);
+        pool_poll_ready(p);
         if (sig == SIGHUP)
             pool_reload(p);
-        pool_reap(p, false);
+        else
+            pool_reload_progress(p);
     }
     log_emit(log, LOG_INFO, NULL, "pool stopping", NULL, 0);
     pool_stop(p);
+    for (int i = 0; i < p->nslots; i++)
+        pool_close_ready_fd(&p->slot[i]);
+    if (p->candidate_fd >= 0)
+        close(p->candidate_fd);
+    close(p->binary_fd);
     free(p);
     return 0;
 }

@@ -1,14 +1,18 @@
 """Resilience on the real stack: crashes, contention, stop and reload under
 load, a locked database, a full disk, time limits.  Every loop is bounded in
 count and time; traffic goes to 127.0.0.1 only."""
+import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
 
-from harness import Stack, assert_problem
+from harness import BUILD, Stack, assert_problem
 
 ORDER = {"customerId": "customer-r", "items": ["item-1"]}
 
@@ -231,6 +235,132 @@ class StopAndReload(unittest.TestCase):
                 self.assertEqual(s.request("GET", "/healthz").status, 200)
             s.wait_for(lambda: pool_workers(s) and pool_workers(s) != first, timeout=5,
                        what="a recycled worker")
+
+
+def log_lines_with(stack, message_prefix):
+    return [l for l in stack.worker_log_lines() if l.get("message", "").startswith(message_prefix)]
+
+
+class ReloadToBrokenBinary(unittest.TestCase):
+    """A reload retires the old workers only once the new ones are ready: a
+    binary that cannot start leaves the old pool serving, and even its
+    recycled workers come back from the binary that was running."""
+
+    def setUp(self):
+        # A build directory of the test's own, so that replacing the worker
+        # binary touches no other test: a copy of orders-fcgi, the rest linked.
+        self.build = tempfile.mkdtemp(prefix="orders-build-")
+        os.chmod(self.build, 0o755)
+        for d in ("publisher", "tools"):
+            os.symlink(os.path.join(BUILD, d), os.path.join(self.build, d))
+        os.mkdir(os.path.join(self.build, "fcgi"))
+        os.chmod(os.path.join(self.build, "fcgi"), 0o755)
+        self.binary = os.path.join(self.build, "fcgi", "orders-fcgi")
+        self.good = os.path.join(self.build, "orders-fcgi.good")
+        shutil.copy2(os.path.join(BUILD, "fcgi", "orders-fcgi"), self.good)
+        self.install(self.good)
+
+    def tearDown(self):
+        shutil.rmtree(self.build, ignore_errors=True)
+
+    def install(self, src):
+        """Deploys src as the worker binary the way an upgrade does: a new
+        file renamed over the old one."""
+        tmp = self.binary + ".new"
+        shutil.copy2(src, tmp)
+        os.replace(tmp, self.binary)
+
+    def test_reload_to_a_broken_binary_keeps_the_old_pool_serving(self):
+        # WORKER_MAX_REQUESTS=3: workers are recycled during the test, and
+        # their replacements must not come from the broken binary on disk.
+        with Stack(workers=2, env={"BUILD_DIR": self.build, "WORKER_MAX_REQUESTS": "3"}) as s:
+            # /bin/false exits 1 at once, as a worker whose configuration or
+            # database is refused does.
+            self.install("/bin/false")
+            s.proc.send_signal(signal.SIGHUP)
+            failed = s.wait_for(lambda: log_lines_with(s, "reload failed"), timeout=10,
+                                what="the failed reload's log line")[0]
+            self.assertEqual(failed["level"], "error")
+            self.assertIn("exited before it was ready", failed["reason"])
+            self.assertEqual(failed["exit_code"], 1)
+            self.assertEqual(failed["binary"], self.binary)
+            for _ in range(15):
+                self.assertEqual(s.request("GET", "/healthz").status, 200)
+            s.wait_for(lambda: len(log_lines_with(s, "worker exited (recycled)")) >= 3, timeout=10,
+                       what="recycled workers")
+            s.wait_for(lambda: len(pool_workers(s)) == 2, timeout=5, what="a full pool")
+            self.assertEqual(log_lines_with(s, "worker died"), [],
+                             "a replacement came from the broken binary")
+            self.assertEqual(log_lines_with(s, "reload complete"), [])
+            for _ in range(4):
+                self.assertEqual(s.request("GET", "/healthz").status, 200)
+
+            # A good binary reloads as usual.
+            self.install(self.good)
+            before = set(pool_workers(s))
+            s.proc.send_signal(signal.SIGHUP)
+            s.wait_for(lambda: log_lines_with(s, "reload complete"), timeout=20,
+                       what="the second reload")
+            s.wait_for(lambda: not (set(pool_workers(s)) & before) and len(pool_workers(s)) == 2,
+                       timeout=10, what="the old workers retired")
+            self.assertEqual(s.request("GET", "/healthz").status, 200)
+
+
+def unix_connections(path):
+    """Connected sockets bound to path: the pool's accepted connections."""
+    n = 0
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 8 and parts[7] == path and parts[5] == "03":
+                n += 1
+    return n
+
+
+def nginx_access_log(stack):
+    try:
+        with open(os.path.join(stack.runtime, "logs", "access.log")) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+class ClientGone(unittest.TestCase):
+    def test_response_to_a_client_that_left_is_logged_and_counted_as_not_delivered(self):
+        with Stack(workers=2, env={"DB_BUSY_TIMEOUT_MS": "8000"}) as s:
+            tok = s.token()
+            sock_path = os.path.join(s.runtime, "orders.sock")
+            db = s.db()
+            db.isolation_level = None
+            db.execute("BEGIN IMMEDIATE")  # the create waits for this lock
+            try:
+                body = json.dumps(ORDER).encode()
+                head = ("POST /orders HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+                        "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (tok, len(body)))
+                c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+                c.sendall(head.encode() + body)
+                s.wait_for(lambda: unix_connections(sock_path) > 0, timeout=5,
+                           what="the request at a worker")
+                c.close()
+                # nginx has closed its upstream connection once it logged 499.
+                s.wait_for(lambda: '"status":499' in nginx_access_log(s), timeout=5,
+                           what="nginx's 499")
+            finally:
+                db.execute("ROLLBACK")
+                db.close()
+            line = s.wait_for(lambda: [l for l in log_lines_with(s, "request") if l.get("client_gone")],
+                              timeout=10, what="the undelivered request's log line")[0]
+            self.assertEqual(line["status"], 499)
+            self.assertEqual(line["handler_status"], 201)
+            self.assertEqual(line["route"], "POST /orders")
+            self.assertEqual(line["level"], "warn")
+            metrics = s.request("GET", "/metrics").body.decode()
+            self.assertIn('orders_http_requests_total{route="POST /orders",status="499"} 1', metrics)
+            self.assertNotIn('route="POST /orders",status="201"', metrics)
+            # the order was stored: the client's retry decides what happens
+            with s.db() as db2:
+                self.assertEqual(db2.execute("SELECT count(*) FROM orders").fetchone()[0], 1)
 
 
 class FullDisk(unittest.TestCase):

@@ -1191,6 +1191,44 @@ START_TEST(test_access_log_lines)
 }
 END_TEST
 
+/* The transport could not deliver: the request is logged and counted as
+ * 499 (client gone), with what the handler answered beside it. */
+static int sends;
+static int send_fails(void *ctx, const struct response *res)
+{
+    (void)ctx;
+    ck_assert_int_eq(res->status, 200);
+    sends++;
+    return -1;
+}
+
+START_TEST(test_undelivered_response_counted_as_client_gone)
+{
+    struct request r = req("GET", "/healthz");
+    r.send = send_fails;
+    struct response res;
+    sends = 0;
+    run(&r, &res);
+    response_free(&res);
+    ck_assert_int_eq(sends, 1);
+
+    r = req("GET", "/metrics");
+    run(&r, &res);
+    char *text = strndup(res.body, res.body_len);
+    ck_assert_ptr_nonnull(
+        strstr(text, "orders_http_requests_total{route=\"GET /healthz\",status=\"499\"} 1\n"));
+    ck_assert_ptr_null(strstr(text, "route=\"GET /healthz\",status=\"200\""));
+    free(text);
+    response_free(&res);
+
+    text = read_file(logpath);
+    ck_assert_ptr_nonnull(strstr(text, "\"status\":499"));
+    ck_assert_ptr_nonnull(strstr(text, "\"handler_status\":200"));
+    ck_assert_ptr_nonnull(strstr(text, "\"client_gone\":1"));
+    free(text);
+}
+END_TEST
+
 static Suite *app_suite(void)
 {
     Suite *s = suite_create("app");
@@ -1235,6 +1273,7 @@ static Suite *app_suite(void)
     tcase_add_test(orders_tc, test_access_log_lines);
     tcase_add_test(orders_tc, test_busy_database_503);
     tcase_add_test(orders_tc, test_metrics);
+    tcase_add_test(orders_tc, test_undelivered_response_counted_as_client_gone);
     tcase_add_test(orders_tc, test_spans);
     suite_add_tcase(s, orders_tc);
     return s;
