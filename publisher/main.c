@@ -2,7 +2,7 @@
  * orders-publisher - delivers the Orders Service's events (the transactional
  * outbox, migrations/002_events.sql) to EVENT_SINK as CloudEvents 1.0.
  *
- * Usage: orders-publisher [--once] [--help] [--version]
+ * Usage: orders-publisher [--once | --check-config] [--help] [--version]
  *
  * Environment (every variable has a default; an empty one counts as unset):
  *
@@ -10,6 +10,7 @@
  *   DATABASE_PATH               $RUNTIME_DIR/orders.db
  *   DB_SYNCHRONOUS              full       or normal (see the contract)
  *   EVENT_SINK                  stdout     stdout | file:PATH | http(s)://URL
+ *                                          (adapters/sinks.h has the table)
  *   LOG_LEVEL                   info       debug | info | warn | error
  *   PUBLISHER_BATCH             256        events per batch: one fsync and
  *                                          one transaction each; bigger is
@@ -33,10 +34,11 @@
  *   WORKER_USER                 www-data   the account it runs as when
  *                                          started as root
  *
- * Exit status: 0 after SIGTERM/SIGINT or a complete --once; 1 when --once
- * left events undelivered (sink or database failure) or on a fatal error;
- * 2 for bad arguments or settings; 3 when --once found another live
- * publisher holding the lease.
+ * Exit status: 0 after SIGTERM/SIGINT, a complete --once or a good
+ * --check-config; 1 when --once left events undelivered (sink or database
+ * failure) or on a fatal error; 2 for bad arguments or settings (one line on
+ * stderr naming the setting, never its credentials); 3 when --once found
+ * another live publisher holding the lease.
  *
  * Delivery, retry, poison and lease policies: see relay.c.
  */
@@ -48,7 +50,7 @@
 #include "privileges.h"
 #include "relay.h"
 #include "settings.h"
-#include "sink.h"
+#include "sinks.h"
 #include "wake.h"
 
 #ifndef ORDERS_VERSION
@@ -59,13 +61,16 @@
 
 static void main_usage(FILE *out)
 {
-    fputs("usage: orders-publisher [--once] [--help] [--version]\n"
+    fputs("usage: orders-publisher [--once | --check-config] [--help] [--version]\n"
           "\n"
           "Delivers the Orders Service's events, in commit order and at least once,\n"
           "to EVENT_SINK (stdout, file:PATH or an http(s):// URL) as CloudEvents 1.0.\n"
           "\n"
           "  --once     deliver everything deliverable now, then exit (status 1 if\n"
           "             the sink failed and events remain)\n"
+          "  --check-config  check every setting, EVENT_SINK included, without\n"
+          "             connecting to anything; exit 2 with one line naming the\n"
+          "             bad setting (what the run command and the units do first)\n"
           "  --help     this text\n"
           "  --version  the version\n"
           "\n"
@@ -78,12 +83,15 @@ static void main_usage(FILE *out)
 }
 
 /* Returns -1 to carry on, or an exit status. */
-static int main_args(int argc, char **argv, bool *once)
+static int main_args(int argc, char **argv, bool *once, bool *check)
 {
     *once = false;
+    *check = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--once") == 0) {
             *once = true;
+        } else if (strcmp(argv[i], "--check-config") == 0) {
+            *check = true;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             main_usage(stdout);
             return 0;
@@ -139,7 +147,7 @@ static void main_log_start(const struct settings *cfg, const struct sink *sink, 
 {
     struct plog_field f[] = {
         PLOG_STR("version", ORDERS_VERSION), PLOG_STR("database", cfg->database_path),
-        PLOG_STR("sink", sink_describe(sink)), PLOG_STR("mode", once ? "once" : "daemon"),
+        PLOG_STR("sink", sink_describe(sink)), PLOG_STR("transport", sink_name(sink)), PLOG_STR("mode", once ? "once" : "daemon"),
         PLOG_STR("wake", watching ? "inotify" : "poll"), PLOG_INT("batch", cfg->batch),
         PLOG_INT("max_attempts", cfg->max_attempts)};
     plog(PLOG_INFO, "publisher started", f, PLOG_COUNT(f));
@@ -155,7 +163,7 @@ static int main_run(const struct settings *cfg, struct wake *w, bool once)
     char err[512];
     int code, rc;
 
-    if (sink_open(&sink, cfg->event_sink, &opt, err, sizeof(err)) != 0) {
+    if (sinks_open(&sink, cfg->event_sink, &opt, err, sizeof(err)) != 0) {
         main_fatal("cannot open EVENT_SINK", err);
         return 1;
     }
@@ -178,14 +186,23 @@ int main(int argc, char **argv)
     struct settings cfg;
     struct wake *w = NULL;
     char err[512];
-    bool once;
-    int code = main_args(argc, argv, &once);
+    bool once, check;
+    int code = main_args(argc, argv, &once, &check);
 
     if (code >= 0)
         return code;
     if (settings_load(&cfg, err, sizeof(err)) != 0) {
-        main_fatal("bad configuration", err);
+        /* For --check-config a plain line: the run command and systemd
+         * show it as the one reason the service did not start. */
+        if (check)
+            fprintf(stderr, "orders-publisher: %s\n", err);
+        else
+            main_fatal("bad configuration", err);
         return MAIN_EXIT_USAGE;
+    }
+    if (check) {
+        settings_free(&cfg);
+        return 0;
     }
     plog_set_level(cfg.log_level);
     /* Started as root (scripts/run-stack in CI), deliver as WORKER_USER,
@@ -194,19 +211,14 @@ int main(int argc, char **argv)
         settings_free(&cfg);
         return 1;
     }
-    /* Signals are blocked before curl can start a resolver thread. */
+    /* Signals are blocked before a sink's library (curl's resolver) can
+     * start a thread. */
     if (wake_open(&w, err, sizeof(err)) != 0) {
         main_fatal("cannot start", err);
         settings_free(&cfg);
         return 1;
     }
-    if (sink_global_init() != 0) {
-        main_fatal("cannot start", "curl_global_init failed");
-        code = 1;
-    } else {
-        code = main_run(&cfg, w, once);
-        sink_global_cleanup();
-    }
+    code = main_run(&cfg, w, once);
     wake_close(w);
     settings_free(&cfg);
     return code;

@@ -7,7 +7,7 @@
  * sink sees commit order, except around an event given up on (parking).
  *
  * Acknowledgement.  An event is marked delivered only after the sink
- * acknowledged it (HTTP 2xx; for files, the batch's fsync), in one
+ * acknowledged it (core/sink.h: HTTP 2xx; for files, the batch's fsync), in one
  * transaction per batch.  A crash in between means the batch is sent again,
  * with the same ids: at least once, never lost.  SIGTERM does not cut a
  * send: the send in flight ends, everything acknowledged is recorded, the
@@ -20,7 +20,7 @@
  * waits, in order.  No jitter: one publisher talks to one sink.
  *
  * Poison.  When the sink is down (connection refused, timeouts, 5xx, and
- * the answers sink.c classes as sink-wide) nothing is ever given up: the
+ * the answers an adapter classes as sink-wide) nothing is ever given up: the
  * sink, not the event, is at fault, and giving up would drain the stream
  * into the parked pile.  When the sink rejects the event itself (other 4xx),
  * or the event's data is not JSON, the event is retried until it has
@@ -66,6 +66,7 @@
 
 #include "cloudevent.h"
 #include "plog.h"
+#include "sink.h"
 
 #define RELAY_RENEW_EVERY_MS 1000
 #define RELAY_LEASE_MARGIN_MS 500
@@ -96,7 +97,9 @@ struct relay {
     long long delivered_total;
     long long parked_total;
     struct outbox_batch batch;
-    long long *acked;
+    long long *acked;         /* seqs of the batch the sink acknowledged */
+    struct sink_message *msgs; /* one sink call's worth of rendered events */
+    char **rendered;          /* their envelopes, owned */
 };
 
 enum relay_step { STEP_WORKED, STEP_IDLE, STEP_SINK_DOWN, STEP_ERROR };
@@ -411,75 +414,92 @@ static enum relay_step relay_record(struct relay *r, int acked, int failed,
     return STEP_WORKED;
 }
 
-static void relay_send_one(struct relay *r, const struct outbox_event *ev, struct sink_result *res)
+/* Renders events from index first on, at most max of them, into r->msgs;
+ * stops before an event that cannot be rendered.  Returns how many were
+ * rendered; 0 means events[first] itself failed, as res says. */
+static int relay_render(struct relay *r, int first, int max, struct sink_result *res)
 {
-    char *body = NULL;
-    size_t len = 0;
+    int n = 0;
 
-    switch (cloudevent_render(ev, &body, &len)) {
-    case CLOUDEVENT_OK:
-        sink_send(r->sink, body, len, res);
-        cloudevent_free(body);
-        return;
-    case CLOUDEVENT_INVALID:
-        /* Counted as a rejection rather than parked at once: cJSON cannot
-         * tell bad JSON from a failed allocation, and retrying costs
-         * little. */
-        res->status = SINK_REJECTED;
-        res->retry_after_ms = 0;
-        snprintf(res->error, sizeof(res->error), "data column is not valid JSON");
-        return;
-    case CLOUDEVENT_NOMEM:
-        break;
+    for (int i = first; i < r->batch.count && n < max; i++, n++) {
+        const struct outbox_event *ev = &r->batch.events[i];
+        size_t len = 0;
+
+        if (i > first && ev->next_attempt_at > relay_now_ms())
+            break;
+        switch (cloudevent_render(ev, &r->rendered[n], &len)) {
+        case CLOUDEVENT_OK:
+            break;
+        case CLOUDEVENT_INVALID:
+            if (n == 0) {
+                /* Counted as a rejection rather than parked at once: cJSON
+                 * cannot tell bad JSON from a failed allocation, and
+                 * retrying costs little. */
+                res->status = SINK_REJECTED;
+                res->retry_after_ms = 0;
+                snprintf(res->error, sizeof(res->error), "data column is not valid JSON");
+            }
+            return n;
+        case CLOUDEVENT_NOMEM:
+            if (n == 0) {
+                res->status = SINK_RETRY;
+                res->retry_after_ms = 0;
+                snprintf(res->error, sizeof(res->error), "out of memory rendering the event");
+            }
+            return n;
+        }
+        r->msgs[n] = (struct sink_message){.id = ev->id, .type = ev->type, .source = ev->source,
+                                   .subject = ev->subject, .time = ev->time,
+                                   .traceparent = ev->traceparent, .envelope = r->rendered[n],
+                                   .envelope_len = len};
     }
-    res->status = SINK_RETRY;
-    res->retry_after_ms = 0;
-    snprintf(res->error, sizeof(res->error), "out of memory rendering the event");
+    return n;
 }
 
-/* Sends from the head of the batch until one fails, the lease cannot cover
- * another send, or a stop was asked for.  Returns how many were acked;
- * *failed is the index of the failed event, or -1. */
+static void relay_unrender(struct relay *r, int n)
+{
+    for (int i = 0; i < n; i++) {
+        cloudevent_free(r->rendered[i]);
+        r->rendered[i] = NULL;
+    }
+}
+
+/* Hands the batch to the sink in calls of at most sink_max_batch events,
+ * from the head, until one is not acknowledged, the lease cannot cover
+ * another call, or a stop was asked for.  Returns how many were acked;
+ * *failed is the index of the event that was not, or -1. */
 static int relay_send_batch(struct relay *r, struct sink_result *res, int *failed)
 {
-    int acked = 0;
+    int acked = 0, max = sink_max_batch(r->sink);
 
     *failed = -1;
-    for (int i = 0; i < r->batch.count; i++) {
-        const struct outbox_event *ev = &r->batch.events[i];
+    while (acked < r->batch.count) {
+        int n, got;
 
-        if (i > 0 && (ev->next_attempt_at > relay_now_ms() || wake_stop_requested(r->wake)))
+        if (acked > 0 && (r->batch.events[acked].next_attempt_at > relay_now_ms() ||
+                          wake_stop_requested(r->wake)))
             break;
         if (!relay_lease_cover(r))
             break;
-        relay_send_one(r, ev, res);
-        if (res->status != SINK_OK) {
-            *failed = i;
+        n = relay_render(r, acked, max, res);
+        got = n > 0 ? sink_send(r->sink, r->msgs, n, res) : 0;
+        relay_unrender(r, n);
+        for (int i = 0; i < got; i++)
+            r->acked[acked + i] = r->batch.events[acked + i].seq;
+        acked += got;
+        if (got < n || n == 0) {
+            *failed = acked;
             break;
         }
-        r->acked[acked++] = ev->seq;
     }
     return acked;
 }
 
 static enum relay_step relay_deliver(struct relay *r)
 {
-    struct sink_result res, fin;
-    int acked = 0, failed = -1;
+    struct sink_result res = {.status = SINK_OK};
+    int failed = -1, acked = relay_send_batch(r, &res, &failed);
 
-    sink_begin(r->sink, &res);
-    if (res.status != SINK_OK) {
-        failed = 0;
-    } else {
-        acked = relay_send_batch(r, &res, &failed);
-        sink_finish(r->sink, &fin);
-        if (fin.status != SINK_OK) {
-            /* Nothing of the batch is durable: the head takes the blame. */
-            acked = 0;
-            failed = 0;
-            res = fin;
-        }
-    }
     if (acked == 0 && failed < 0)
         return STEP_ERROR; /* the lease could not cover a send */
     return relay_record(r, acked, failed, &res);
@@ -614,8 +634,13 @@ enum relay_exit relay_run(const struct settings *cfg, struct outbox *ob, struct 
     int code;
 
     r.acked = calloc((size_t)cfg->batch, sizeof(*r.acked));
-    if (r.acked == NULL) {
+    r.msgs = calloc((size_t)cfg->batch, sizeof(*r.msgs));
+    r.rendered = calloc((size_t)cfg->batch, sizeof(*r.rendered));
+    if (r.acked == NULL || r.msgs == NULL || r.rendered == NULL) {
         plog_msg(PLOG_ERROR, "out of memory");
+        free(r.acked);
+        free(r.msgs);
+        free(r.rendered);
         return RELAY_EXIT_FAILED;
     }
     relay_make_holder(r.holder, sizeof(r.holder));
@@ -624,5 +649,7 @@ enum relay_exit relay_run(const struct settings *cfg, struct outbox *ob, struct 
     relay_log_stop(&r, code == RELAY_EXIT_OK ? "publisher stopped" : "publisher stopped with events left");
     outbox_batch_free(&r.batch);
     free(r.acked);
+    free(r.msgs);
+    free(r.rendered);
     return (enum relay_exit)code;
 }

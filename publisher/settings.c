@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sinks.h"
+
 struct settings_int {
     const char *name;
     long long def, min, max;
@@ -99,11 +101,9 @@ static int settings_sink(struct settings *s, char *err, size_t errlen)
 
     if (v == NULL)
         v = "stdout";
-    if (strcmp(v, "stdout") != 0 && !(strncmp(v, "file:", 5) == 0 && v[5] != '\0') &&
-        strncasecmp(v, "http://", 7) != 0 && strncasecmp(v, "https://", 8) != 0) {
-        snprintf(err, errlen, "EVENT_SINK must be stdout, file:PATH or an http(s):// URL, got \"%s\"", v);
+    /* The value is never repeated: it may carry a password. */
+    if (sinks_check(v, err, errlen) != 0)
         return -1;
-    }
     s->event_sink = strdup(v);
     if (s->event_sink == NULL) {
         snprintf(err, errlen, "out of memory");

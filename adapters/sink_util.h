@@ -1,0 +1,33 @@
+/*
+ * sink_util.h - what every sink adapter needs: filling a sink_result, and
+ * showing a URL or an error text without its credentials.
+ */
+#ifndef ORDERS_ADAPTERS_SINK_UTIL_H
+#define ORDERS_ADAPTERS_SINK_UTIL_H
+
+#include <stddef.h>
+
+#include "sink.h"
+
+void sink_result_ok(struct sink_result *r);
+void sink_result_set(struct sink_result *r, enum sink_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Writes url as logs may show it: scheme, host, port and path; a user name
+ * or password becomes "***@"; each query value becomes "***" unless its key
+ * is listed in keep (NULL-terminated, may be NULL); a fragment is dropped.
+ * Everything up to the last '@' before the query counts as credentials,
+ * so a password with an unescaped '/' or '@' in it is hidden too.
+ */
+void sink_url_describe(const char *url, const char *const *keep, char *out, size_t outlen);
+
+/* Replaces every occurrence of secret (when not empty) in text with "***",
+ * in place; text stays NUL-terminated within size. */
+void sink_scrub(char *text, size_t size, const char *secret);
+
+/* Whether s is a URL scheme followed by "://" (RFC 3986 scheme syntax);
+ * when it is, *scheme_len is the length of the scheme. */
+int sink_url_scheme(const char *s, size_t *scheme_len);
+
+#endif
