@@ -58,6 +58,9 @@ if [ -z "${JWT_SECRET_KEY:-}" ] && [ ! -s "$RUNTIME_DIR/jwt-secret" ]; then
     say "generated a JWT secret in $RUNTIME_DIR/jwt-secret"
 fi
 
+# A bad publisher setting stops the container here with one line naming it.
+"$bindir/orders-publisher" --check-config >/dev/null || exit 2
+
 # orders-fcgi drops to WORKER_USER itself when root.
 "$bindir/orders-fcgi" --migrate >&2 || die "migration failed"
 

@@ -307,6 +307,56 @@ class TestCommandLine(PublisherTestCase):
         self.assertEqual(out.returncode, 2)
 
 
+class TestConfigurationCheck(PublisherTestCase):
+    """A bad EVENT_SINK stops the start with one line naming the setting,
+    before anything serves, and no line ever shows its credentials."""
+
+    BAD_SINKS = ["ftp://admin:hunter22@127.0.0.1/events",   # unknown scheme
+                 "http://admin:hunter22@[::1/events",        # malformed URL
+                 "admin:hunter22@127.0.0.1"]                  # not a URL at all
+
+    def test_check_config(self):
+        for sink in self.BAD_SINKS:
+            out = subprocess.run([publisher_binary(), "--check-config"], env=self.env(sink),
+                                 capture_output=True, text=True, timeout=10)
+            self.assertEqual(out.returncode, 2, sink)
+            self.assertEqual(len(out.stderr.splitlines()), 1, out.stderr)
+            self.assertIn("EVENT_SINK", out.stderr)
+            self.assertNotIn("hunter22", out.stderr + out.stdout)
+        out = subprocess.run([publisher_binary(), "--check-config"], env=self.env("http://a:b@127.0.0.1:9/e"),
+                             capture_output=True, text=True, timeout=10)
+        self.assertEqual((out.returncode, out.stderr), (0, ""))
+
+    def test_run_command_refuses_a_bad_sink(self):
+        build = Path(publisher_binary()).resolve().parent.parent
+        for sink in self.BAD_SINKS[:2]:
+            runtime = Path(self.dir) / ("var-%d" % self.BAD_SINKS.index(sink))
+            env = self.env(sink, RUNTIME_DIR=runtime, BUILD_DIR=build, PORT=free_port(), WORKERS=1)
+            out = subprocess.run([str(REPO / "scripts" / "run-stack")], env=env, cwd=self.dir,
+                                 capture_output=True, text=True, timeout=30)
+            self.assertNotEqual(out.returncode, 0)
+            lines = out.stderr.splitlines()
+            self.assertEqual(len(lines), 1, out.stderr)
+            self.assertIn("EVENT_SINK", lines[0])
+            self.assertNotIn("hunter22", out.stderr + out.stdout)
+            self.assertFalse((runtime / "orders.db").exists(), "nothing may start")
+
+    def test_delivery_errors_never_show_credentials(self):
+        create_db(self.db)
+        insert_events(self.db, 2)
+        sink = self.http_sink(listen=False)
+        url = sink.url.replace("http://", "http://admin:hunter22@") + "?token=sesame"
+        p, code = self.run_once(url)
+        self.assertEqual(code, 1, p.stderr())
+        self.assertTrue(p.logged("delivery failed"), p.stderr())
+        self.assertNotIn("hunter22", p.stderr())
+        self.assertNotIn("sesame", p.stderr())
+        self.assertNotIn("admin", p.stderr())
+        error = scalar(self.db, "SELECT last_error FROM events WHERE attempts > 0")
+        self.assertTrue(error)
+        self.assertNotIn("hunter22", error)
+
+
 class TestDelivery(PublisherTestCase):
     def test_http_envelope_headers_and_order(self):
         create_db(self.db)
