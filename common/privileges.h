@@ -9,7 +9,8 @@
 
 /* When running as root, switches to WORKER_USER (default www-data): its
  * group, no supplementary groups, its uid, and checks root cannot be
- * regained.  Does nothing for any other user.  Returns 0, or -1 after
+ * regained.  Does nothing for any other user, nor when WORKER_USER names
+ * root itself (the caller's explicit choice).  Returns 0, or -1 after
  * printing why to stderr (prefixed with prog). */
 int privileges_drop(const char *prog);
 

@@ -54,8 +54,11 @@ class Response:
 
 
 class Stack:
-    def __init__(self, workers=2, env=None, start_timeout=30):
+    def __init__(self, workers=2, env=None, start_timeout=30, private_dir=False):
+        """private_dir: leave the temporary directory holding RUNTIME_DIR
+        at mode 0700, closed to WORKER_USER (as a clone under /root is)."""
         self.workers = workers
+        self.private_dir = private_dir
         self.extra_env = dict(env or {})
         self.start_timeout = start_timeout
         self.proc = None
@@ -73,7 +76,7 @@ class Stack:
         self.dir = tempfile.mkdtemp(prefix="orders-it-")
         self.runtime = os.path.join(self.dir, "var")
         os.makedirs(self.runtime)
-        if os.geteuid() == 0:
+        if os.geteuid() == 0 and not self.private_dir:
             # The workers run as www-data and must reach their runtime dir.
             os.chmod(self.dir, 0o755)
         self.port = free_port()
@@ -195,6 +198,20 @@ class Stack:
                 text = f.read()
             bad = b"ERROR SUMMARY: 0 errors" not in text or re.search(rb"definitely lost: [1-9]", text)
             assert not bad, "valgrind found errors or leaks (%s):\n%s" % (name, text[-6000:].decode("utf-8", "replace"))
+
+    def processes(self):
+        """(pid, uid, argv[0] or the process title) of the stack's processes."""
+        out = []
+        for pid in self.process_ids():
+            try:
+                with open("/proc/%d/status" % pid) as f:
+                    uid = int(next(l for l in f if l.startswith("Uid:")).split()[1])
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    cmd = f.read().split(b"\0")[0].decode("utf-8", "replace")
+            except (OSError, StopIteration):
+                continue
+            out.append((pid, uid, cmd))
+        return out
 
     def kill(self):
         for pid in self.process_ids():

@@ -18,7 +18,7 @@ try:
 except ImportError:  # reported by every test, with the fix
     yaml = None
 
-SPEC_PATH = os.path.join(ROOT, "..", "shared", "spec", "orders-api.md")
+SPEC_PATH = os.path.join(ROOT, "docs", "contract.md")
 COMPONENT_SOURCES = {
     "orders-fcgi": ["core", "fcgi", "common"],
     "orders-publisher": ["publisher", "common"],
@@ -170,6 +170,20 @@ class Manifest(unittest.TestCase):
         self.assertEqual(len(sink), 1)
         self.assertEqual(set(sink[0]["options"]),
                          {s["protocol"] for s in self.asyncapi["servers"].values()})
+
+    def test_every_document_is_in_the_repository(self):
+        """A clone carries all it refers to: the manifest's documents and
+        the README's links are files of the repository (no ../shared)."""
+        self.assertEqual(os.path.realpath(os.path.join(ROOT, self.m["contract"])), SPEC_PATH)
+        for rel in (self.m["contract"], self.m["api"]["openapi"], self.m["events"]["asyncapi"]):
+            path = os.path.realpath(os.path.join(ROOT, rel))
+            self.assertTrue(path.startswith(ROOT + os.sep) and os.path.isfile(path), rel)
+        for link in re.findall(r"\]\(([^)#\s]+)\)", read("README.md")):
+            if "://" in link:
+                continue
+            path = os.path.realpath(os.path.join(ROOT, link))
+            self.assertTrue(path.startswith(ROOT + os.sep) and os.path.exists(path), link)
+        self.assertNotIn("../shared", read("README.md"))
 
     def test_scopes_agree_with_openapi_and_auth(self):
         scopes = {s["name"]: s for s in self.m["security"]["scopes"]}
