@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "plog.h"
+#include "log.h"
 #include "sink_file.h"
 #include "sink_lines.h"
 #include "sink_util.h"
@@ -156,8 +156,9 @@ static int sink_file_repair_tail(struct sink_file *s, off_t size, off_t *good)
     if (sink_file_last_newline_end(s->fd, size, &end) != 0 || ftruncate(s->fd, end) != 0)
         return -1;
     *good = end;
-    struct plog_field f[] = {PLOG_STR("path", s->path), PLOG_INT("bytes", (long long)(size - end))};
-    plog(PLOG_WARN, "cut an unacknowledged torn line off the end of the event file", f, PLOG_COUNT(f));
+    struct log_field f[] = {LOG_STR("path", s->path), LOG_INT("bytes", (long long)(size - end))};
+    log_emit(log_process(), LOG_WARN, NULL,
+             "cut an unacknowledged torn line off the end of the event file", f, LOG_COUNT(f));
     return 0;
 }
 
@@ -167,8 +168,9 @@ static void sink_file_rollback(struct sink_file *s, off_t batch_start)
     int saved = errno;
 
     if (ftruncate(s->fd, batch_start) != 0) {
-        struct plog_field f[] = {PLOG_STR("path", s->path), PLOG_STR("error", strerror(errno))};
-        plog(PLOG_ERROR, "cannot truncate the event file after a failed write", f, PLOG_COUNT(f));
+        struct log_field f[] = {LOG_STR("path", s->path), LOG_STR("error", strerror(errno))};
+        log_emit(log_process(), LOG_ERROR, NULL,
+                 "cannot truncate the event file after a failed write", f, LOG_COUNT(f));
     }
     errno = saved;
 }

@@ -143,10 +143,10 @@ static void app_emit_server_span(struct app *app, const struct call *call,
     memcpy(s.trace_id, call->trace.trace_id, sizeof s.trace_id);
     memcpy(s.span_id, call->trace.span_id, sizeof s.span_id);
     memcpy(s.parent_span_id, call->trace.parent_span_id, sizeof s.parent_span_id);
-    snprintf(s.name, sizeof s.name, "%s", matched ? route : call->req->method);
+    span_set_name(&s, matched ? route : call->req->method);
     s.kind = SPAN_KIND_SERVER;
     s.start_ns = start_ns;
-    s.end_ns = span_now_ns();
+    s.end_ns = clock_now_ns();
     s.error = res->status >= 500;
     span_add_str(&s, "http.request.method", call->req->method);
     span_add_str(&s, "url.path", call->req->path);
@@ -165,7 +165,7 @@ void app_handle(struct app *app, const struct request *req,
                 struct response *res)
 {
     double started = clock_monotonic_ms();
-    long long start_ns = app->spans.emit ? span_now_ns() : 0;
+    long long start_ns = app->spans.emit ? clock_now_ns() : 0;
     struct call call;
     memset(&call, 0, sizeof call);
     call.req = req;

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 static bool handler_is_hex(char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
@@ -136,7 +138,7 @@ void handler_store_failure(struct app *app, struct call *call,
 
 long long handler_span_start(const struct app *app)
 {
-    return app->spans.emit ? span_now_ns() : 0;
+    return app->spans.emit ? clock_now_ns() : 0;
 }
 
 void handler_db_span(struct app *app, const struct call *call,
@@ -154,7 +156,7 @@ void handler_db_span(struct app *app, const struct call *call,
     snprintf(s.name, sizeof s.name, "sqlite %s", operation);
     s.kind = SPAN_KIND_CLIENT;
     s.start_ns = start_ns;
-    s.end_ns = span_now_ns();
+    s.end_ns = clock_now_ns();
     s.error = status == STORE_BUSY || status == STORE_FULL || status == STORE_ERROR;
     span_add_str(&s, "db.system", "sqlite");
     span_add_str(&s, "db.operation.name", operation);

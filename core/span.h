@@ -1,11 +1,10 @@
 /*
- * span.h - a finished trace span, and its OTLP/HTTP JSON encoding.
+ * span.h - a finished trace span, and the port it leaves the domain by.
  *
  * Spans are plain fixed-size values so that handing one to the exporter is a
- * copy into a ring, never an allocation on the request path.  The encoding
- * follows the OTLP specification's JSON mapping of ExportTraceServiceRequest
- * (opentelemetry-proto, trace/v1): ids as hex strings, 64-bit integers as
- * decimal strings, enums as integers.
+ * copy into a ring, never an allocation on the request path.  Every string
+ * in a span is valid UTF-8 (span_set_name, span_add_str).  The worker's
+ * exporter encodes them for the collector (fcgi/otlp.h).
  */
 #ifndef ORDERS_SPAN_H
 #define ORDERS_SPAN_H
@@ -43,13 +42,11 @@ struct span_sink {
     void *ctx;
 };
 
-long long span_now_ns(void);
+/* Times are clock_now_ns() (common/clock.h).  The name and string values
+ * are copied as valid UTF-8: invalid bytes become U+FFFD, and what does not
+ * fit is cut before a whole character. */
+void span_set_name(struct span *s, const char *name);
 void span_add_str(struct span *s, const char *key, const char *value);
 void span_add_int(struct span *s, const char *key, long long value);
-
-/* Encodes spans[0..n) as one ExportTraceServiceRequest.  Returns a malloc'ed
- * JSON string or NULL. */
-char *span_encode_otlp_json(const struct span *spans, size_t n,
-                            const char *service_name, const char *service_version);
 
 #endif

@@ -11,14 +11,9 @@
 
 #include <stdbool.h>
 
-#define TRACEPARENT_LEN 55
+#include "trace_context.h"
 
-struct trace_context {
-    char trace_id[33];
-    char span_id[17];        /* this request's span */
-    char parent_span_id[17]; /* caller's span, "" when the trace is new */
-    unsigned char flags;
-};
+#define TRACEPARENT_LEN 55
 
 /* Returns true and fills trace_id/parent_span_id/flags when header is a
  * valid traceparent. */

@@ -1,5 +1,6 @@
 #include "adapter.h"
 
+#include "clock.h"
 #include "problem.h"
 
 #include <errno.h>
@@ -202,7 +203,7 @@ static void fcgi_handle_one(struct app *app, struct fcgi_exchange *x)
  * signal), so it interleaves with the loop only between instructions; the
  * loop writes busy_since_ms before it reads watchdog_armed, so a request
  * that begins while the timer lapses is always covered by one or the other.
- * alarm(), clock_gettime(), sigaction() and raise() are async-signal-safe,
+ * alarm(), clock_monotonic_ms(), sigaction() and raise() are async-signal-safe,
  * and the atomics are lock-free (checked below).
  */
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "the watchdog's clock must be lock-free");
@@ -213,10 +214,8 @@ static unsigned watchdog_limit_s;
 
 static long long watchdog_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
     /* +1: never 0, which means idle */
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1;
+    return (long long)clock_monotonic_ms() + 1;
 }
 
 static void watchdog_fire(int sig)

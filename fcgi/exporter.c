@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "otlp.h"
+
 #define EXPORTER_RING 2048       /* spans buffered per worker */
 #define EXPORTER_BATCH 256       /* spans per POST */
 #define EXPORTER_INTERVAL_MS 1000
@@ -130,7 +132,7 @@ static size_t exporter_discard(char *p, size_t size, size_t n, void *ctx)
 /* One POST of one batch; the lock is not held. */
 static void exporter_post(struct exporter *e, const struct span *batch, size_t n)
 {
-    char *body = span_encode_otlp_json(batch, n, "orders", ORDERS_VERSION);
+    char *body = otlp_encode_spans(batch, n, "orders", ORDERS_VERSION);
     if (body == NULL) {
         exporter_count(e->dropped, n);
         return;

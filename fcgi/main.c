@@ -34,6 +34,7 @@
 #include "exporter.h"
 #include "pool.h"
 #include "privileges.h"
+#include "secret.h"
 #include "store.h"
 
 #define STOP_TIMEOUT_MS 15000
@@ -256,11 +257,25 @@ int main(int argc, char **argv)
     }
     /* libcurl is not initialised here: the exporter loads it only in a
      * worker with an OTLP endpoint (fcgi/exporter.c). */
+    /* The master generates the JWT secret on the first run (when no
+     * source has one) and hands it to the workers it execs, so that it
+     * need not stay in anyone's environment (common/secret.h). */
     struct config cfg;
     char err[512];
-    if (config_load(&cfg, mode != MIGRATE, err, sizeof err) != 0) {
+    enum config_secret secret = mode == MIGRATE  ? CONFIG_NO_SECRET
+                                : mode == WORKER ? CONFIG_SECRET
+                                                 : CONFIG_SECRET_OR_GENERATE;
+    if (config_load(&cfg, secret, err, sizeof err) != 0) {
         fprintf(stderr, "orders-fcgi: configuration: %s\n", err);
         return 1;
+    }
+    if (mode == MASTER) {
+        struct secret key = {cfg.jwt_secret, cfg.jwt_secret_len};
+        if (secret_hand_over(&key, err, sizeof err) != 0) {
+            fprintf(stderr, "orders-fcgi: %s\n", err);
+            config_free(&cfg);
+            return 1;
+        }
     }
     int rc = mode == MIGRATE ? run_migrate(&cfg)
              : mode == WORKER ? run_worker(&cfg)

@@ -45,11 +45,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config.h"
+#include "log.h"
 #include "outbox.h"
-#include "plog.h"
 #include "privileges.h"
 #include "relay.h"
-#include "settings.h"
+#include "secret.h"
 #include "sinks.h"
 #include "wake.h"
 
@@ -109,15 +110,15 @@ static int main_args(int argc, char **argv, bool *once, bool *check)
 
 static void main_fatal(const char *message, const char *error)
 {
-    struct plog_field f[] = {PLOG_STR("error", error)};
-    plog(PLOG_ERROR, message, f, PLOG_COUNT(f));
+    struct log_field f[] = {LOG_STR("error", error)};
+    log_emit(log_process(), LOG_ERROR, NULL, message, f, LOG_COUNT(f));
 }
 
 /* The workers create and migrate the database; a publisher started beside
  * them waits instead of failing.  --once is for batch use, where waiting
  * for something that may never come is worse than saying so.
  * Returns 0 when open, 1 when asked to stop while waiting, -1 on error. */
-static int main_open_outbox(const struct settings *cfg, struct wake *w, bool once, struct outbox **ob)
+static int main_open_outbox(const struct publisher_config *cfg, struct wake *w, bool once, struct outbox **ob)
 {
     char err[512];
     bool told = false;
@@ -132,8 +133,9 @@ static int main_open_outbox(const struct settings *cfg, struct wake *w, bool onc
             return -1;
         }
         if (!told) {
-            struct plog_field f[] = {PLOG_STR("database", cfg->database_path), PLOG_STR("reason", err)};
-            plog(PLOG_INFO, "waiting for the workers to create the database", f, PLOG_COUNT(f));
+            struct log_field f[] = {LOG_STR("database", cfg->database_path), LOG_STR("reason", err)};
+            log_emit(log_process(), LOG_INFO, NULL,
+                     "waiting for the workers to create the database", f, LOG_COUNT(f));
             told = true;
         }
         (void)wake_watch(w, cfg->database_path); /* the directory may exist by now */
@@ -142,18 +144,18 @@ static int main_open_outbox(const struct settings *cfg, struct wake *w, bool onc
     }
 }
 
-static void main_log_start(const struct settings *cfg, const struct sink *sink, bool once,
+static void main_log_start(const struct publisher_config *cfg, const struct sink *sink, bool once,
                            bool watching)
 {
-    struct plog_field f[] = {
-        PLOG_STR("version", ORDERS_VERSION), PLOG_STR("database", cfg->database_path),
-        PLOG_STR("sink", sink_describe(sink)), PLOG_STR("transport", sink_name(sink)), PLOG_STR("mode", once ? "once" : "daemon"),
-        PLOG_STR("wake", watching ? "inotify" : "poll"), PLOG_INT("batch", cfg->batch),
-        PLOG_INT("max_attempts", cfg->max_attempts)};
-    plog(PLOG_INFO, "publisher started", f, PLOG_COUNT(f));
+    struct log_field f[] = {
+        LOG_STR("version", ORDERS_VERSION), LOG_STR("database", cfg->database_path),
+        LOG_STR("sink", sink_describe(sink)), LOG_STR("transport", sink_name(sink)), LOG_STR("mode", once ? "once" : "daemon"),
+        LOG_STR("wake", watching ? "inotify" : "poll"), LOG_INT("batch", cfg->batch),
+        LOG_INT("max_attempts", cfg->max_attempts)};
+    log_emit(log_process(), LOG_INFO, NULL, "publisher started", f, LOG_COUNT(f));
 }
 
-static int main_run(const struct settings *cfg, struct wake *w, bool once)
+static int main_run(const struct publisher_config *cfg, struct wake *w, bool once)
 {
     const struct sink_options opt = {.connect_timeout_ms = cfg->connect_timeout_ms,
                                      .timeout_ms = cfg->http_timeout_ms,
@@ -173,7 +175,8 @@ static int main_run(const struct settings *cfg, struct wake *w, bool once)
         return rc < 0 ? 1 : 0;
     }
     if (wake_watch(w, cfg->database_path) != 0)
-        plog_msg(PLOG_WARN, "inotify unavailable: polling the database every PUBLISHER_POLL_MS");
+        log_emit(log_process(), LOG_WARN, NULL,
+                 "inotify unavailable: polling the database every PUBLISHER_POLL_MS", NULL, 0);
     main_log_start(cfg, sink, once, wake_watching(w));
     code = (int)relay_run(cfg, ob, sink, w, once);
     outbox_close(ob);
@@ -183,7 +186,7 @@ static int main_run(const struct settings *cfg, struct wake *w, bool once)
 
 int main(int argc, char **argv)
 {
-    struct settings cfg;
+    struct publisher_config cfg;
     struct wake *w = NULL;
     char err[512];
     bool once, check;
@@ -191,7 +194,11 @@ int main(int argc, char **argv)
 
     if (code >= 0)
         return code;
-    if (settings_load(&cfg, err, sizeof(err)) != 0) {
+    log_process()->service = "orders-publisher";
+    /* The publisher never verifies a token: a JWT secret handed to it by
+     * mistake is dropped before anything else runs. */
+    secret_scrub_environment();
+    if (publisher_config_load(&cfg, err, sizeof(err)) != 0) {
         /* For --check-config a plain line: the run command and systemd
          * show it as the one reason the service did not start. */
         if (check)
@@ -201,25 +208,25 @@ int main(int argc, char **argv)
         return MAIN_EXIT_USAGE;
     }
     if (check) {
-        settings_free(&cfg);
+        publisher_config_free(&cfg);
         return 0;
     }
-    plog_set_level(cfg.log_level);
+    log_process()->level = cfg.log_level;
     /* Started as root (scripts/run-stack in CI), deliver as WORKER_USER,
      * the owner of the database, so no file of it ever becomes root's. */
     if (privileges_drop("orders-publisher") != 0) {
-        settings_free(&cfg);
+        publisher_config_free(&cfg);
         return 1;
     }
     /* Signals are blocked before a sink's library (curl's resolver) can
      * start a thread. */
     if (wake_open(&w, err, sizeof(err)) != 0) {
         main_fatal("cannot start", err);
-        settings_free(&cfg);
+        publisher_config_free(&cfg);
         return 1;
     }
     code = main_run(&cfg, w, once);
     wake_close(w);
-    settings_free(&cfg);
+    publisher_config_free(&cfg);
     return code;
 }

@@ -65,7 +65,9 @@
 #include <unistd.h>
 
 #include "cloudevent.h"
-#include "plog.h"
+#include "clock.h"
+#include "log.h"
+#include "trace_context.h"
 #include "sink.h"
 
 #define RELAY_RENEW_EVERY_MS 1000
@@ -77,7 +79,7 @@
 #define RELAY_SETTLE_FOR_MS 250
 
 struct relay {
-    const struct settings *cfg;
+    const struct publisher_config *cfg;
     struct outbox *ob;
     struct sink *sink;
     struct wake *wake;
@@ -104,14 +106,6 @@ struct relay {
 
 enum relay_step { STEP_WORKED, STEP_IDLE, STEP_SINK_DOWN, STEP_ERROR };
 
-static long long relay_now_ms(void)
-{
-    struct timespec ts;
-
-    (void)clock_gettime(CLOCK_REALTIME, &ts); /* cannot fail with a valid pointer */
-    return (long long)ts.tv_sec * 1000LL + ts.tv_nsec / 1000000L;
-}
-
 static long long relay_min(long long a, long long b)
 {
     return a < b ? a : b;
@@ -129,14 +123,14 @@ static void relay_make_holder(char *out, size_t len)
         snprintf(host, sizeof(host), "unknown");
     host[sizeof(host) - 1] = '\0';
     if (getrandom(&nonce, sizeof(nonce), 0) != (ssize_t)sizeof(nonce))
-        nonce = (unsigned int)relay_now_ms() ^ ((unsigned int)getpid() << 16);
+        nonce = (unsigned int)clock_now_ms() ^ ((unsigned int)getpid() << 16);
     snprintf(out, len, "%s:%ld:%08x", host, (long)getpid(), nonce);
 }
 
 static void relay_db_error(struct relay *r, const char *what)
 {
-    struct plog_field f[] = {PLOG_STR("operation", what), PLOG_STR("error", outbox_errmsg(r->ob))};
-    plog(PLOG_ERROR, "database error", f, PLOG_COUNT(f));
+    struct log_field f[] = {LOG_STR("operation", what), LOG_STR("error", outbox_errmsg(r->ob))};
+    log_emit(log_process(), LOG_ERROR, NULL, "database error", f, LOG_COUNT(f));
 }
 
 /* Our own commit: its change notices are not news, but a commit that ended
@@ -151,10 +145,10 @@ static void relay_wrote(struct relay *r)
 
 static void relay_lease_lost(struct relay *r, const char *why)
 {
-    struct plog_field f[] = {PLOG_STR("holder", r->holder), PLOG_STR("reason", why)};
+    struct log_field f[] = {LOG_STR("holder", r->holder), LOG_STR("reason", why)};
 
     r->leased = false;
-    plog(PLOG_WARN, "lease lost; standing by", f, PLOG_COUNT(f));
+    log_emit(log_process(), LOG_WARN, NULL, "lease lost; standing by", f, LOG_COUNT(f));
 }
 
 /* Returns whether the lease is (still) ours and long enough for a send. */
@@ -181,9 +175,9 @@ static bool relay_lease_renew(struct relay *r, long long now)
 
 static void relay_lease_won(struct relay *r, long long now, const char *previous, bool expired)
 {
-    struct plog_field f[] = {PLOG_STR("holder", r->holder),
-                             PLOG_STR("previous_holder", previous[0] != '\0' ? previous : NULL),
-                             PLOG_INT("lease_ms", r->cfg->lease_ms)};
+    struct log_field f[] = {LOG_STR("holder", r->holder),
+                             LOG_STR("previous_holder", previous[0] != '\0' ? previous : NULL),
+                             LOG_INT("lease_ms", r->cfg->lease_ms)};
 
     r->leased = true;
     r->lease_expires = now + r->cfg->lease_ms;
@@ -192,8 +186,8 @@ static void relay_lease_won(struct relay *r, long long now, const char *previous
     r->next_prune = now; /* housekeeping at start, then once a minute */
     r->quiet = false;
     relay_wrote(r);
-    plog(PLOG_INFO, expired ? "lease taken over from an expired holder" : "lease acquired",
-         f, PLOG_COUNT(f));
+    log_emit(log_process(), LOG_INFO, NULL, expired ? "lease taken over from an expired holder" : "lease acquired",
+         f, LOG_COUNT(f));
 }
 
 /* One attempt: a read first, so that a standby does not queue for the
@@ -221,8 +215,9 @@ static int relay_lease_try(struct relay *r, long long now, char *other, size_t o
 static void relay_lease_standby(struct relay *r, long long now, const char *other, long long other_expires)
 {
     if (r->lease_wait_started == 0) {
-        struct plog_field f[] = {PLOG_STR("holder", other), PLOG_INT("expires_in_ms", other_expires - now)};
-        plog(PLOG_INFO, "another publisher holds the lease; standing by", f, PLOG_COUNT(f));
+        struct log_field f[] = {LOG_STR("holder", other), LOG_INT("expires_in_ms", other_expires - now)};
+        log_emit(log_process(), LOG_INFO, NULL, "another publisher holds the lease; standing by",
+                 f, LOG_COUNT(f));
         r->lease_wait_started = now;
     }
     /* A released lease shows up as a change; an expiring one at its time. */
@@ -233,7 +228,7 @@ static void relay_lease_standby(struct relay *r, long long now, const char *othe
  * *give_up is set when --once has waited long enough for a live holder. */
 static bool relay_hold_lease(struct relay *r, bool *give_up)
 {
-    long long now = relay_now_ms(), other_expires = now + r->cfg->poll_ms;
+    long long now = clock_now_ms(), other_expires = now + r->cfg->poll_ms;
     char other[256] = "";
 
     if (r->leased) {
@@ -263,7 +258,7 @@ static bool relay_hold_lease(struct relay *r, bool *give_up)
 /* Before a send: the lease must outlive it by a margin. */
 static bool relay_lease_cover(struct relay *r)
 {
-    long long now = relay_now_ms();
+    long long now = clock_now_ms();
 
     if (r->lease_expires - now >= sink_send_budget_ms(r->sink) + RELAY_LEASE_MARGIN_MS)
         return true;
@@ -279,8 +274,8 @@ static void relay_lease_release(struct relay *r)
         relay_db_error(r, "releasing the lease"); /* it expires by itself */
         return;
     }
-    struct plog_field f[] = {PLOG_STR("holder", r->holder)};
-    plog(PLOG_INFO, "lease released", f, PLOG_COUNT(f));
+    struct log_field f[] = {LOG_STR("holder", r->holder)};
+    log_emit(log_process(), LOG_INFO, NULL, "lease released", f, LOG_COUNT(f));
 }
 
 /* ---- housekeeping ------------------------------------------------------- */
@@ -290,7 +285,7 @@ static void relay_lease_release(struct relay *r)
  * rounds, a minute apart. */
 static void relay_prune(struct relay *r)
 {
-    long long now = relay_now_ms(), total = 0;
+    long long now = clock_now_ms(), total = 0;
     int deleted = RELAY_PRUNE_CHUNK;
 
     if (r->cfg->retention_ms == 0 || now < r->next_prune)
@@ -307,15 +302,15 @@ static void relay_prune(struct relay *r)
     }
     relay_wrote(r);
     if (total > 0) {
-        struct plog_field f[] = {PLOG_INT("deleted", total),
-                                 PLOG_INT("retention_hours", r->cfg->retention_ms / 3600000LL)};
-        plog(PLOG_INFO, "pruned delivered events", f, PLOG_COUNT(f));
+        struct log_field f[] = {LOG_INT("deleted", total),
+                                 LOG_INT("retention_hours", r->cfg->retention_ms / 3600000LL)};
+        log_emit(log_process(), LOG_INFO, NULL, "pruned delivered events", f, LOG_COUNT(f));
     }
 }
 
 /* ---- one batch ---------------------------------------------------------- */
 
-static long long relay_backoff_ms(const struct settings *cfg, long long attempts, long long retry_after)
+static long long relay_backoff_ms(const struct publisher_config *cfg, long long attempts, long long retry_after)
 {
     long long d = cfg->backoff_base_ms;
 
@@ -327,36 +322,37 @@ static long long relay_backoff_ms(const struct settings *cfg, long long attempts
     return d;
 }
 
-/* The trace id of the request that caused the event, so the operator can
- * join publisher lines to the worker's; "" when there is none. */
-static void relay_trace_id(const struct outbox_event *ev, char out[33])
+/* The trace of the request that caused the event, as the line's trace_id,
+ * so the operator can join publisher lines to the worker's; "" when there
+ * is none. */
+static void relay_trace(const struct outbox_event *ev, struct trace_context *tc)
 {
-    out[0] = '\0';
+    memset(tc, 0, sizeof *tc);
     if (ev->traceparent != NULL && strlen(ev->traceparent) >= 35 && ev->traceparent[2] == '-') {
-        memcpy(out, ev->traceparent + 3, 32);
-        out[32] = '\0';
+        memcpy(tc->trace_id, ev->traceparent + 3, 32);
+        tc->trace_id[32] = '\0';
     }
 }
 
 static void relay_log_failure(struct relay *r, const struct outbox_event *ev,
                               const struct outbox_failure *f, long long now)
 {
-    char trace[33];
+    struct trace_context tc;
 
-    relay_trace_id(ev, trace);
+    relay_trace(ev, &tc);
     if (f->parked_at != 0) {
-        struct plog_field lf[] = {
-            PLOG_STR("event_id", ev->id), PLOG_INT("seq", ev->seq), PLOG_STR("type", ev->type),
-            PLOG_INT("attempts", f->attempts), PLOG_STR("error", f->error),
-            PLOG_STR("trace_id", trace[0] != '\0' ? trace : NULL), PLOG_INT("parked_total", r->parked_total)};
-        plog(PLOG_ERROR, "event parked: the sink keeps rejecting it; later events go on", lf, PLOG_COUNT(lf));
+        struct log_field lf[] = {
+            LOG_STR("event_id", ev->id), LOG_INT("seq", ev->seq), LOG_STR("type", ev->type),
+            LOG_INT("attempts", f->attempts), LOG_STR("error", f->error),
+            LOG_INT("parked_total", r->parked_total)};
+        log_emit(log_process(), LOG_ERROR, &tc,
+                 "event parked: the sink keeps rejecting it; later events go on", lf, LOG_COUNT(lf));
         return;
     }
-    struct plog_field lf[] = {
-        PLOG_STR("event_id", ev->id), PLOG_INT("seq", ev->seq), PLOG_INT("attempts", f->attempts),
-        PLOG_STR("error", f->error), PLOG_INT("retry_in_ms", f->next_attempt_at - now),
-        PLOG_STR("trace_id", trace[0] != '\0' ? trace : NULL)};
-    plog(PLOG_WARN, "delivery failed; will retry", lf, PLOG_COUNT(lf));
+    struct log_field lf[] = {
+        LOG_STR("event_id", ev->id), LOG_INT("seq", ev->seq), LOG_INT("attempts", f->attempts),
+        LOG_STR("error", f->error), LOG_INT("retry_in_ms", f->next_attempt_at - now)};
+    log_emit(log_process(), LOG_WARN, &tc, "delivery failed; will retry", lf, LOG_COUNT(lf));
 }
 
 static void relay_failure_for(struct relay *r, const struct outbox_event *ev,
@@ -378,7 +374,7 @@ static void relay_failure_for(struct relay *r, const struct outbox_event *ev,
 static enum relay_step relay_record(struct relay *r, int acked, int failed,
                                     const struct sink_result *res)
 {
-    long long now = relay_now_ms();
+    long long now = clock_now_ms();
     struct outbox_failure f;
     bool kept = true;
     struct outbox_commit c = {.delivered = r->acked, .delivered_count = acked, .delivered_at = now,
@@ -399,9 +395,9 @@ static enum relay_step relay_record(struct relay *r, int acked, int failed,
     }
     r->delivered_total += acked;
     if (acked > 0) {
-        struct plog_field lf[] = {PLOG_INT("count", acked), PLOG_INT("first_seq", r->acked[0]),
-                                  PLOG_INT("last_seq", r->acked[acked - 1])};
-        plog(PLOG_DEBUG, "delivered", lf, PLOG_COUNT(lf));
+        struct log_field lf[] = {LOG_INT("count", acked), LOG_INT("first_seq", r->acked[0]),
+                                  LOG_INT("last_seq", r->acked[acked - 1])};
+        log_emit(log_process(), LOG_DEBUG, NULL, "delivered", lf, LOG_COUNT(lf));
     }
     if (failed >= 0) {
         r->parked_total += f.parked_at != 0;
@@ -425,7 +421,7 @@ static int relay_render(struct relay *r, int first, int max, struct sink_result 
         const struct outbox_event *ev = &r->batch.events[i];
         size_t len = 0;
 
-        if (i > first && ev->next_attempt_at > relay_now_ms())
+        if (i > first && ev->next_attempt_at > clock_now_ms())
             break;
         switch (cloudevent_render(ev, &r->rendered[n], &len)) {
         case CLOUDEVENT_OK:
@@ -476,7 +472,7 @@ static int relay_send_batch(struct relay *r, struct sink_result *res, int *faile
     while (acked < r->batch.count) {
         int n, got;
 
-        if (acked > 0 && (r->batch.events[acked].next_attempt_at > relay_now_ms() ||
+        if (acked > 0 && (r->batch.events[acked].next_attempt_at > clock_now_ms() ||
                           wake_stop_requested(r->wake)))
             break;
         if (!relay_lease_cover(r))
@@ -516,7 +512,7 @@ static enum relay_step relay_step(struct relay *r)
     }
     r->settle_ms = 0;
     r->check_now = false;
-    if (r->batch.count == 0 || r->batch.events[0].next_attempt_at > relay_now_ms()) {
+    if (r->batch.count == 0 || r->batch.events[0].next_attempt_at > clock_now_ms()) {
         r->quiet = true;
         r->quiet_version = version;
         r->due_at = r->batch.count == 0 ? 0 : r->batch.events[0].next_attempt_at;
@@ -558,7 +554,7 @@ static void relay_settle(struct relay *r, enum wake_reason why, long long now)
  * head's backoff is over. */
 static void relay_idle(struct relay *r)
 {
-    enum wake_reason why = wake_wait(r->wake, relay_idle_timeout(r, relay_now_ms()));
+    enum wake_reason why = wake_wait(r->wake, relay_idle_timeout(r, clock_now_ms()));
     long long version, now;
 
     r->check_now = false;
@@ -569,7 +565,7 @@ static void relay_idle(struct relay *r)
         r->quiet = false; /* let the fetch report or recover */
         return;
     }
-    now = relay_now_ms();
+    now = clock_now_ms();
     if (version != r->quiet_version || (r->due_at != 0 && now >= r->due_at)) {
         r->quiet = false;
         return;
@@ -582,9 +578,9 @@ static void relay_idle(struct relay *r)
 static void relay_log_stop(struct relay *r, const char *message)
 {
     const char *sig = wake_stop_signal(r->wake);
-    struct plog_field f[] = {PLOG_STR("signal", sig), PLOG_INT("delivered", r->delivered_total),
-                             PLOG_INT("parked", r->parked_total)};
-    plog(PLOG_INFO, message, f, PLOG_COUNT(f));
+    struct log_field f[] = {LOG_STR("signal", sig), LOG_INT("delivered", r->delivered_total),
+                             LOG_INT("parked", r->parked_total)};
+    log_emit(log_process(), LOG_INFO, NULL, message, f, LOG_COUNT(f));
 }
 
 /* What --once makes of a step; -1: carry on. */
@@ -593,7 +589,8 @@ static int relay_once_exit(struct relay *r, enum relay_step step)
     if (step == STEP_IDLE && r->due_at == 0)
         return RELAY_EXIT_OK;
     if (step == STEP_SINK_DOWN || step == STEP_ERROR) {
-        plog_msg(PLOG_ERROR, "--once: stopping with events left undelivered");
+        log_emit(log_process(), LOG_ERROR, NULL, "--once: stopping with events left undelivered",
+                 NULL, 0);
         return RELAY_EXIT_FAILED;
     }
     return -1;
@@ -608,7 +605,8 @@ static int relay_loop(struct relay *r)
 
         if (!relay_hold_lease(r, &give_up)) {
             if (give_up) {
-                plog_msg(PLOG_ERROR, "--once: another live publisher holds the lease");
+                log_emit(log_process(), LOG_ERROR, NULL,
+                         "--once: another live publisher holds the lease", NULL, 0);
                 return RELAY_EXIT_LEASE;
             }
             continue;
@@ -627,7 +625,7 @@ static int relay_loop(struct relay *r)
     return RELAY_EXIT_OK;
 }
 
-enum relay_exit relay_run(const struct settings *cfg, struct outbox *ob, struct sink *sink,
+enum relay_exit relay_run(const struct publisher_config *cfg, struct outbox *ob, struct sink *sink,
                           struct wake *w, bool once)
 {
     struct relay r = {.cfg = cfg, .ob = ob, .sink = sink, .wake = w, .once = once};
@@ -637,7 +635,7 @@ enum relay_exit relay_run(const struct settings *cfg, struct outbox *ob, struct 
     r.msgs = calloc((size_t)cfg->batch, sizeof(*r.msgs));
     r.rendered = calloc((size_t)cfg->batch, sizeof(*r.rendered));
     if (r.acked == NULL || r.msgs == NULL || r.rendered == NULL) {
-        plog_msg(PLOG_ERROR, "out of memory");
+        log_emit(log_process(), LOG_ERROR, NULL, "out of memory", NULL, 0);
         free(r.acked);
         free(r.msgs);
         free(r.rendered);

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 
 #include "outbox.h"
-#include "settings.h"
+#include "config.h"
 #include "sink.h"
 #include "wake.h"
 
@@ -24,7 +24,7 @@ enum relay_exit {
 /* Runs until SIGTERM/SIGINT (always finishing and recording the send in
  * flight, then releasing the lease) or, with once, until nothing is left
  * to deliver.  The caller keeps ownership of ob, sink and w. */
-enum relay_exit relay_run(const struct settings *cfg, struct outbox *ob, struct sink *sink,
+enum relay_exit relay_run(const struct publisher_config *cfg, struct outbox *ob, struct sink *sink,
                           struct wake *w, bool once);
 
 #endif

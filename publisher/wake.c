@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 struct wake {
     int signal_fd;
     int inotify_fd;    /* -1 when not watching */
@@ -22,15 +24,6 @@ struct wake {
     size_t db_name_len;
     int stop_signal;   /* 0 until asked to stop */
 };
-
-static long long wake_monotonic_ms(void)
-{
-    struct timespec ts;
-
-    /* CLOCK_MONOTONIC cannot fail on Linux with a valid pointer. */
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000LL + ts.tv_nsec / 1000000L;
-}
 
 int wake_open(struct wake **out, char *err, size_t errlen)
 {
@@ -162,7 +155,7 @@ static bool wake_drain(struct wake *w)
 
 static int wake_poll_timeout(long long deadline)
 {
-    long long left = deadline - wake_monotonic_ms();
+    long long left = deadline - (long long)clock_monotonic_ms();
 
     if (left <= 0)
         return 0;
@@ -171,7 +164,7 @@ static int wake_poll_timeout(long long deadline)
 
 enum wake_reason wake_wait(struct wake *w, long long timeout_ms)
 {
-    long long deadline = wake_monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    long long deadline = (long long)clock_monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 
     while (w->stop_signal == 0) {
         struct pollfd fds[2] = {{.fd = w->signal_fd, .events = POLLIN},

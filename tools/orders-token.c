@@ -4,7 +4,8 @@
  *   TOKEN=$(build/orders-token)
  *   build/orders-token --scopes orders.read --sub alice --exp-hours 0.25
  *
- * It reads the same settings the service reads (JWT_SECRET_KEY, else
+ * It reads the same settings the service reads (the secret from
+ * JWT_SECRET_KEY, JWT_SECRET_FILE, $CREDENTIALS_DIRECTORY/jwt-secret or
  * $RUNTIME_DIR/jwt-secret; JWT_ALGORITHM; JWT_ISSUER; JWT_AUDIENCE), so a
  * token it prints is one the service verifies.  stdout carries the token
  * and nothing else; every message goes to stderr and means exit status 1.
@@ -18,11 +19,12 @@
 #include <time.h>
 
 #include "auth.h"
+#include "secret.h"
+#include "settings.h"
 
 /* A token for a dev loop, not a long-lived credential; ten years is only a
  * sanity bound on typos.  Negative values mint expired tokens for tests. */
 #define MAX_EXP_HOURS (24.0 * 365 * 10)
-#define SECRET_FILE_MAX 1024
 
 struct options {
     char *scopes; /* space-separated, malloc'ed; "" means no scope claim */
@@ -42,16 +44,10 @@ static void usage(FILE *f)
             "  --exp-hours N   lifetime in hours, may be fractional or negative\n"
             "                  (default: 1)\n"
             "\n"
-            "Secret: JWT_SECRET_KEY, else the file $RUNTIME_DIR/jwt-secret\n"
+            "Secret: JWT_SECRET_KEY, else the file JWT_SECRET_FILE, else\n"
+            "$CREDENTIALS_DIRECTORY/jwt-secret, else $RUNTIME_DIR/jwt-secret\n"
             "(RUNTIME_DIR default ./var).  JWT_ALGORITHM (default HS256),\n"
             "JWT_ISSUER and JWT_AUDIENCE are honoured as the service does.\n");
-}
-
-/* Unset and empty are the same, as in core/config.c. */
-static const char *env(const char *name)
-{
-    const char *v = getenv(name);
-    return (v != NULL && v[0] != '\0') ? v : NULL;
 }
 
 static bool is_option(const char *arg)
@@ -137,54 +133,18 @@ static int parse_args(int argc, char **argv, struct options *o)
     return 0;
 }
 
-/* Same rule as core/config.c: the whole file, at most 1 KiB, less the
- * trailing newline an editor may have added. */
-static unsigned char *read_secret_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr,
-                "orders-token: JWT_SECRET_KEY is not set and %s cannot be "
-                "read (%s); set JWT_SECRET_KEY or start the service once to "
-                "generate it\n", path, strerror(errno));
-        return NULL;
-    }
-    unsigned char *buf = malloc(SECRET_FILE_MAX);
-    size_t n = buf ? fread(buf, 1, SECRET_FILE_MAX, f) : 0;
-    bool bad = buf == NULL || ferror(f) || !feof(f);
-    fclose(f);
-    if (bad) {
-        fprintf(stderr, "orders-token: %s: unreadable or longer than 1 KiB\n",
-                path);
-        free(buf);
-        return NULL;
-    }
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        n--;
-    *len = n;
-    return buf;
-}
-
+/* The key the service would use, from the same sources (common/secret.h);
+ * never generated here: a key the service does not have is no use. */
 static unsigned char *load_secret(size_t *len)
 {
-    const char *key = env("JWT_SECRET_KEY");
-    if (key != NULL) {
-        *len = strlen(key);
-        unsigned char *s = malloc(*len + 1);
-        if (s == NULL)
-            fprintf(stderr, "orders-token: out of memory\n");
-        else
-            memcpy(s, key, *len + 1);
-        return s;
-    }
-    const char *dir = env("RUNTIME_DIR");
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s/jwt-secret", dir ? dir : "./var");
-    if (n < 0 || (size_t)n >= sizeof path) {
-        fprintf(stderr, "orders-token: RUNTIME_DIR is too long\n");
+    struct secret key;
+    char err[512];
+    if (secret_load(settings_env("RUNTIME_DIR"), SECRET_READ, &key, err, sizeof err) != 0) {
+        fprintf(stderr, "orders-token: %s\n", err);
         return NULL;
     }
-    return read_secret_file(path, len);
+    *len = key.len;
+    return key.bytes;
 }
 
 static void wipe(unsigned char *p, size_t n)
@@ -217,9 +177,9 @@ static int mint(const struct options *o)
     struct auth_settings s = {
         .secret = secret,
         .secret_len = secret_len,
-        .algorithm = env("JWT_ALGORITHM"),
-        .issuer = env("JWT_ISSUER"),
-        .audience = env("JWT_AUDIENCE"),
+        .algorithm = settings_env("JWT_ALGORITHM"),
+        .issuer = settings_env("JWT_ISSUER"),
+        .audience = settings_env("JWT_AUDIENCE"),
         .leeway_seconds = AUTH_LEEWAY_SECONDS,
     };
     int rc = 1;

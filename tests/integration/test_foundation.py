@@ -4,7 +4,7 @@ import os
 import socket
 import unittest
 
-from harness import ROOT, Stack, assert_problem
+from harness import ROOT, TEST_SECRET, Stack, assert_problem
 
 
 class Foundation(unittest.TestCase):
@@ -97,6 +97,29 @@ class Foundation(unittest.TestCase):
         for key in ("timestamp", "level", "service", "trace_id", "span_id", "status", "duration_ms"):
             self.assertIn(key, lines[-1])
 
+    def test_secret_not_left_in_the_environment(self):
+        """Issue 11: the JWT secret is not in any worker's (nor the pool
+        master's, nor the publisher's) /proc/PID/environ, although the stack
+        was started with JWT_SECRET_KEY; the workers still verify tokens."""
+        self.assertEqual(self.stack.request("GET", "/orders", token=self.stack.token()).status, 200)
+        seen = {}
+        for pid in self.stack.process_ids():
+            try:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    name = os.path.basename(f.read().split(b"\0")[0])
+                if name not in (b"orders-fcgi", b"orders-publisher"):
+                    continue
+                with open("/proc/%d/environ" % pid, "rb") as f:
+                    environ = f.read()
+            except (OSError, IndexError):
+                continue  # exited meanwhile
+            seen[pid] = name
+            self.assertNotIn(TEST_SECRET.encode(), environ, "pid %d (%s)" % (pid, name))
+            self.assertNotIn(b"JWT_SECRET_KEY=", environ, "pid %d (%s)" % (pid, name))
+        # the master, two workers and the publisher
+        self.assertEqual(sorted(seen.values()).count(b"orders-fcgi"), 3, seen)
+        self.assertIn(b"orders-publisher", seen.values())
+
     def test_keepalive_connection_serves_many(self):
         conn = self.stack.connection()
         try:
@@ -118,6 +141,20 @@ class StartupChecks(unittest.TestCase):
                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
         self.assertEqual(r.returncode, 1)
         self.assertIn("JWT_SECRET_KEY is 16 bytes; at least 32 are required", r.stderr)
+
+    def test_timeouts_that_disagree_are_refused_at_start(self):
+        """Issue 11: a write allowed to wait for the database as long as
+        nginx waits for the answer could commit after the client got 504."""
+        import subprocess
+        from harness import BUILD
+        env = dict(os.environ, JWT_SECRET_KEY="k" * 40, RUNTIME_DIR="/nonexistent",
+                   REQUEST_TIMEOUT="5", DB_BUSY_TIMEOUT_MS="5000")
+        r = subprocess.run([os.path.join(BUILD, "fcgi", "orders-fcgi")], env=env,
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 1)
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertIn("DB_BUSY_TIMEOUT_MS (5000) must be at most REQUEST_TIMEOUT", lines[0])
 
 
 class SecondInstance(unittest.TestCase):

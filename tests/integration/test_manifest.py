@@ -22,7 +22,7 @@ SPEC_PATH = os.path.join(ROOT, "docs", "contract.md")
 COMPONENT_SOURCES = {
     "orders-fcgi": ["core", "fcgi", "common"],
     "orders-publisher": ["publisher", "common"],
-    "orders-token": ["tools/orders-token.c"],
+    "orders-token": ["tools/orders-token.c", "common"],
     "run-stack": ["scripts/run-stack", "nginx"],
 }
 

@@ -33,7 +33,7 @@ static cJSON *format_parsed(enum log_level level, const struct trace_context *tc
                             const char *message, const struct log_field *fields,
                             int n, char *line, int cap)
 {
-    int len = log_format(line, cap, level, tc, message, fields, n, T0);
+    int len = log_format(line, cap, NULL, level, tc, message, fields, n, T0);
     ck_assert_int_gt(len, 0);
     ck_assert_uint_eq(strlen(line), (size_t)len);
     ck_assert_int_eq(line[len - 1], '\n');
@@ -198,7 +198,7 @@ START_TEST(test_invalid_utf8_still_valid_json_text)
 {
     char line[512];
     struct log_field f[] = {LOG_STR("path", "/orders/\xff\xfe\xc3")};
-    int len = log_format(line, sizeof line, LOG_INFO, NULL, "request", f, 1, T0);
+    int len = log_format(line, sizeof line, NULL, LOG_INFO, NULL, "request", f, 1, T0);
     ck_assert_int_gt(len, 0);
     ck_assert_msg(valid_utf8((const unsigned char *)line, (size_t)len),
                   "log line is not valid UTF-8");
@@ -233,13 +233,13 @@ START_TEST(test_timestamp_fallback)
 {
     /* A negative clock cannot be rendered; the line still is. */
     char line[512];
-    int len = log_format(line, sizeof line, LOG_INFO, NULL, "m", NULL, 0, -5);
+    int len = log_format(line, sizeof line, NULL, LOG_INFO, NULL, "m", NULL, 0, -5);
     ck_assert_int_gt(len, 0);
     cJSON *doc = cJSON_Parse(line);
     ck_assert_ptr_nonnull(doc);
     ck_assert_str_eq(str_of(doc, "timestamp"), "1970-01-01T00:00:00.000Z");
     cJSON_Delete(doc);
-    len = log_format(line, sizeof line, LOG_INFO, NULL, "m", NULL, 0, 0);
+    len = log_format(line, sizeof line, NULL, LOG_INFO, NULL, "m", NULL, 0, 0);
     doc = cJSON_Parse(line);
     ck_assert_str_eq(str_of(doc, "timestamp"), "1970-01-01T00:00:00.000Z");
     cJSON_Delete(doc);
@@ -251,22 +251,22 @@ START_TEST(test_buffer_bound_exact)
     struct trace_context tc = sample_trace();
     struct log_field f[] = {LOG_STR("k", "value")};
     char big[1024];
-    int n = log_format(big, sizeof big, LOG_INFO, &tc, "msg", f, 1, T0);
+    int n = log_format(big, sizeof big, NULL, LOG_INFO, &tc, "msg", f, 1, T0);
     ck_assert_int_gt(n, 0);
 
     /* n bytes plus the NUL fit exactly... */
     char *exact = malloc((size_t)n + 1);
-    ck_assert_int_eq(log_format(exact, n + 1, LOG_INFO, &tc, "msg", f, 1, T0), n);
+    ck_assert_int_eq(log_format(exact, n + 1, NULL, LOG_INFO, &tc, "msg", f, 1, T0), n);
     ck_assert_str_eq(exact, big);
     free(exact);
 
     /* ...one byte less does not, and nothing is written past buflen
      * (malloc'ed to the size: ASan/valgrind see any overrun). */
     char *tight = malloc((size_t)n);
-    ck_assert_int_eq(log_format(tight, n, LOG_INFO, &tc, "msg", f, 1, T0), -1);
+    ck_assert_int_eq(log_format(tight, n, NULL, LOG_INFO, &tc, "msg", f, 1, T0), -1);
     free(tight);
     char tiny[4];
-    ck_assert_int_eq(log_format(tiny, sizeof tiny, LOG_INFO, NULL, "m", NULL, 0, T0), -1);
+    ck_assert_int_eq(log_format(tiny, sizeof tiny, NULL, LOG_INFO, NULL, "m", NULL, 0, T0), -1);
 }
 END_TEST
 

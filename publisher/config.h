@@ -1,26 +1,27 @@
 /*
- * settings.h - the publisher's configuration, from the environment.
+ * config.h - the publisher's configuration, from the environment.
  *
  * The shared variables (RUNTIME_DIR, DATABASE_PATH, DB_SYNCHRONOUS,
  * EVENT_SINK, LOG_LEVEL) mean what the contract's "Running it" table says;
  * the PUBLISHER_* ones are the publisher's own and are listed, with their
- * defaults and reasons, at the top of main.c.  Every variable has a safe
- * default; an empty variable counts as unset; a bad value is refused with a
- * message naming the variable, never guessed at.
+ * defaults and reasons, at the top of main.c.  The rules are
+ * common/settings.h's: a safe default for each, empty counts as unset, a
+ * bad value is refused with one line naming the variable.
  */
-#ifndef ORDERS_PUBLISHER_SETTINGS_H
-#define ORDERS_PUBLISHER_SETTINGS_H
+#ifndef ORDERS_PUBLISHER_CONFIG_H
+#define ORDERS_PUBLISHER_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "plog.h"
+#include "log.h"
+#include "settings.h"
 
-struct settings {
+struct publisher_config {
     char *database_path;        /* DATABASE_PATH, default $RUNTIME_DIR/orders.db */
     bool synchronous_full;      /* DB_SYNCHRONOUS: full (default) or normal */
     char *event_sink;           /* EVENT_SINK, default stdout */
-    enum plog_level log_level;  /* LOG_LEVEL, default info */
+    enum log_level log_level;   /* LOG_LEVEL, default info */
     int batch;                  /* PUBLISHER_BATCH */
     int max_attempts;           /* PUBLISHER_MAX_ATTEMPTS */
     long long retention_ms;     /* PUBLISHER_RETENTION_HOURS; 0: keep forever */
@@ -33,7 +34,7 @@ struct settings {
 };
 
 /* Returns 0, or -1 with a message in err (nothing is then left allocated). */
-int settings_load(struct settings *s, char *err, size_t errlen);
-void settings_free(struct settings *s);
+int publisher_config_load(struct publisher_config *s, char *err, size_t errlen);
+void publisher_config_free(struct publisher_config *s);
 
 #endif

@@ -7,7 +7,8 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "trace.h"
+#include "trace_context.h"
+#include "utf8.h"
 
 #define LOG_LINE_MAX 4096
 
@@ -55,27 +56,6 @@ static void log_put(struct log_buf *b, const char *s, int n)
 
 static void log_puts(struct log_buf *b, const char *s) { log_put(b, s, (int)strlen(s)); }
 
-/* Length of the valid UTF-8 sequence at c (RFC 3629), or 0 when it is not
- * one: overlong forms, surrogates and values past U+10FFFF included. */
-static int log_utf8_sequence(const unsigned char *c)
-{
-    int n;
-    unsigned cp;
-    if (c[0] >= 0xc2 && c[0] <= 0xdf) { n = 2; cp = c[0] & 0x1fu; }
-    else if (c[0] >= 0xe0 && c[0] <= 0xef) { n = 3; cp = c[0] & 0x0fu; }
-    else if (c[0] >= 0xf0 && c[0] <= 0xf4) { n = 4; cp = c[0] & 0x07u; }
-    else return 0;
-    for (int i = 1; i < n; i++) {
-        if ((c[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (c[i] & 0x3fu);
-    }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return n;
-}
-
 /* JSON string escaping (RFC 8259, section 7).  Logged strings can hold raw
  * client bytes (the path), so what is not valid UTF-8 becomes U+FFFD: a
  * log line is always valid JSON. */
@@ -85,7 +65,7 @@ static void log_put_json_string(struct log_buf *b, const char *s)
     log_put(b, "\"", 1);
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
         if (*c >= 0x80) {
-            int n = log_utf8_sequence(c);
+            int n = utf8_sequence_len(c);
             if (n == 0) {
                 log_put(b, "\\ufffd", 6);
             } else {
@@ -219,7 +199,13 @@ static int log_timestamp(long long ms, char *out)
     return 0;
 }
 
-int log_format(char *buf, int buflen, enum log_level level,
+struct logger *log_process(void)
+{
+    static struct logger process = {.level = LOG_INFO, .fd = 2, .service = NULL};
+    return &process;
+}
+
+int log_format(char *buf, int buflen, const char *service, enum log_level level,
                const struct trace_context *tc, const char *message,
                const struct log_field *fields, int field_count,
                long long now_ms)
@@ -232,7 +218,9 @@ int log_format(char *buf, int buflen, enum log_level level,
     log_puts(&b, ts);
     log_puts(&b, "\",\"level\":\"");
     log_puts(&b, log_level_name(level));
-    log_puts(&b, "\",\"service\":\"orders\",\"trace_id\":");
+    log_puts(&b, "\",\"service\":");
+    log_put_json_string(&b, service != NULL ? service : LOG_SERVICE_DEFAULT);
+    log_puts(&b, ",\"trace_id\":");
     log_put_json_string(&b, tc ? tc->trace_id : "");
     log_puts(&b, ",\"span_id\":");
     log_put_json_string(&b, tc ? tc->span_id : "");
@@ -254,11 +242,12 @@ void log_emit(const struct logger *lg, enum log_level level,
     if (lg == NULL || level < lg->level)
         return;
     char line[LOG_LINE_MAX];
-    int n = log_format(line, sizeof line, level, tc, message, fields,
-                       field_count, clock_now_ms());
+    long long now = clock_now_ms();
+    int n = log_format(line, sizeof line, lg->service, level, tc, message,
+                       fields, field_count, now);
     if (n < 0) /* too long: keep the envelope, drop the fields */
-        n = log_format(line, sizeof line, level, tc, message, NULL, 0,
-                       clock_now_ms());
+        n = log_format(line, sizeof line, lg->service, level, tc, message,
+                       NULL, 0, now);
     if (n < 0)
         return;
     /* One write per line; a short write or EINTR loses at most this line,

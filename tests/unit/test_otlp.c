@@ -1,11 +1,13 @@
-/* The OTLP/HTTP JSON encoding of spans (core/span.c), checked against the
- * shape the OTLP specification gives ExportTraceServiceRequest. */
+/* The OTLP/HTTP JSON encoding of spans (fcgi/otlp.c), checked against the
+ * shape the OTLP specification gives ExportTraceServiceRequest, and the
+ * span's strings (core/span.c) valid UTF-8 whatever the client sent. */
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "span.h"
+#include "clock.h"
+#include "otlp.h"
 
 static struct span sample_span(void)
 {
@@ -35,7 +37,7 @@ START_TEST(test_encodes_export_request)
     struct span spans[2] = {sample_span(), sample_span()};
     spans[1].parent_span_id[0] = '\0';
     spans[1].error = 1;
-    char *text = span_encode_otlp_json(spans, 2, "orders", "0.1.0");
+    char *text = otlp_encode_spans(spans, 2, "orders", "0.1.0");
     ck_assert_ptr_nonnull(text);
     cJSON *doc = cJSON_Parse(text);
     ck_assert_ptr_nonnull(doc);
@@ -88,16 +90,49 @@ START_TEST(test_escapes_names_and_encodes_empty_batch)
 {
     struct span s = sample_span();
     strcpy(s.name, "GET /\"quoted\"\n");
-    char *text = span_encode_otlp_json(&s, 1, "orders", "0.1.0");
+    char *text = otlp_encode_spans(&s, 1, "orders", "0.1.0");
     cJSON *doc = cJSON_Parse(text);
     ck_assert_ptr_nonnull(doc);
     cJSON_Delete(doc);
     free(text);
-    text = span_encode_otlp_json(NULL, 0, "orders", "0.1.0");
+    text = otlp_encode_spans(NULL, 0, "orders", "0.1.0");
     ck_assert_ptr_nonnull(text);
     ck_assert_ptr_nonnull(strstr(text, "\"spans\":[]"));
     free(text);
-    ck_assert(span_now_ns() > 1700000000000000000LL);
+    ck_assert(clock_now_ns() > 1700000000000000000LL);
+}
+END_TEST
+
+/* url.path and an unknown method are the client's bytes: a span holds
+ * them as valid UTF-8 (a strict collector rejects the whole batch over one
+ * bad string), cut before a character, never inside it. */
+START_TEST(test_strings_are_valid_utf8)
+{
+    struct span s = sample_span();
+    char path[SPAN_ATTR_STR_MAX + 8];
+    /* 94 ASCII bytes, then "\xc3\xa9": the character would end at byte 96,
+     * one past the 95 the attribute holds. */
+    memset(path, 'p', SPAN_ATTR_STR_MAX - 2);
+    memcpy(path + SPAN_ATTR_STR_MAX - 2, "\xc3\xa9", 3);
+    span_add_str(&s, "url.path", path);
+    const char *kept = s.attrs[s.attr_count - 1].str;
+    ck_assert_uint_eq(strlen(kept), SPAN_ATTR_STR_MAX - 2);
+    ck_assert(kept[SPAN_ATTR_STR_MAX - 3] == 'p');
+
+    span_add_str(&s, "raw", "/orders/\xff\xfe");
+    ck_assert_str_eq(s.attrs[s.attr_count - 1].str, "/orders/\xef\xbf\xbd\xef\xbf\xbd");
+
+    span_set_name(&s, "G\x80T");
+    ck_assert_str_eq(s.name, "G\xef\xbf\xbdT");
+
+    /* The encoded batch parses, and carries the replacement characters. */
+    char *text = otlp_encode_spans(&s, 1, "orders", "0.1.0");
+    ck_assert_ptr_nonnull(text);
+    ck_assert_ptr_null(strstr(text, "\xff"));
+    cJSON *doc = cJSON_Parse(text);
+    ck_assert_ptr_nonnull(doc);
+    cJSON_Delete(doc);
+    free(text);
 }
 END_TEST
 
@@ -108,6 +143,7 @@ int main(void)
     tcase_add_test(tc, test_encodes_export_request);
     tcase_add_test(tc, test_attributes_are_bounded);
     tcase_add_test(tc, test_escapes_names_and_encodes_empty_batch);
+    tcase_add_test(tc, test_strings_are_valid_utf8);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
