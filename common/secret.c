@@ -43,18 +43,19 @@ static int secret_keep(struct secret *out, const void *bytes, size_t len, char *
     return 0;
 }
 
-/* unsetenv() only drops the pointer from environ; the string itself stays
- * in the block the kernel shows as /proc/PID/environ (or in the copy
- * setenv() made, which glibc never frees).  Wiping the value in place
- * removes it from both. */
+/* unsetenv() only drops the pointer from environ; the "NAME=value" string
+ * itself stays in the block the kernel shows as /proc/PID/environ (or in
+ * the copy setenv() made, which glibc never frees).  Wiping the whole
+ * entry in place removes it from both. */
 void secret_scrub_environment(void)
 {
     char *v = getenv(SECRET_ENV);
     if (v == NULL)
         return;
-    size_t n = strlen(v);
+    char *entry = v - (sizeof SECRET_ENV); /* "JWT_SECRET_KEY=" precedes the value */
+    size_t n = sizeof SECRET_ENV + strlen(v);
     (void)unsetenv(SECRET_ENV);
-    explicit_bzero(v, n);
+    explicit_bzero(entry, n);
 }
 
 /* Reads all of fd (at most SECRET_FILE_MAX bytes) from offset 0. */

@@ -3,7 +3,7 @@
  *
  * Each binary describes what it reads as a table of rows (name, type,
  * default, limits, where the value goes) and hands it to settings_read();
- * core/config.c and publisher/settings.c are such tables.  The rules are
+ * core/config.c and publisher/config.c are such tables.  The rules are
  * the same everywhere: unset and empty mean the default (an operator
  * blanking a variable in a unit file means "the default", not ""), a bad
  * value is refused with ONE line naming the variable and what it must be,

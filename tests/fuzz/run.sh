@@ -51,7 +51,7 @@ fi
 version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$root/meson.build" | head -n 1)
 cflags=(-g -O1 -std=c17 -D_GNU_SOURCE "-DORDERS_VERSION=\"$version\""
         -Wall -Wextra -Werror -fno-omit-frame-pointer
-        -fno-sanitize-recover=undefined -I "$root/core")
+        -fno-sanitize-recover=undefined -I "$root/core" -I "$root/common")
 read -r -a libs <<<"$(pkg-config --libs libcjson libjwt sqlite3)"
 read -r -a incs <<<"$(pkg-config --cflags libcjson libjwt sqlite3)"
 cflags+=("${incs[@]}")
@@ -64,10 +64,14 @@ mkdir -p "$work/gen" "$work/obj" "$work/bin"
 mapfile -t migrations < <(printf '%s\n' "$root"/migrations/*.sql | LC_ALL=C sort)
 "$work/gen/embed" list "$work/gen/embedded_migrations.c" embedded_migrations "${migrations[@]}"
 
-# core/, as the real build lists it, instrumented once into an archive; each
-# target links only the objects it needs from it.
+# core/ and the common/ plumbing it uses, as the real build lists them,
+# instrumented once into an archive; each target links only the objects it
+# needs from it.
 mapfile -t core_sources < <(sed -n '/^core_sources *= *files(/,/)/p' "$root/core/meson.build" |
     grep -o "'[^']*\.c'" | tr -d "'" | sed "s|^|$root/core/|")
+mapfile -t -O "${#core_sources[@]}" core_sources < <(
+    sed -n '/^common_lib *= *static_library(/,/)/p' "$root/common/meson.build" |
+    grep -o "'[^']*\.c'" | tr -d "'" | sed "s|^|$root/common/|")
 core_sources+=("$work/gen/embedded_openapi.c" "$work/gen/embedded_migrations.c")
 echo "fuzz: building ${#core_sources[@]} core sources and ${#targets[@]} targets with $("$cc" --version | head -n 1)"
 export cc work

@@ -187,13 +187,13 @@ START_TEST(test_utf8_kept)
 }
 END_TEST
 
-/* KNOWN BUG (core/log.c, log_put_json_string): bytes >= 0x80 are copied as
- * they come, on the assumption that every logged string is valid UTF-8.
+/* Regression (common/log.c, log_put_json_string): bytes >= 0x80 were copied
+ * as they came, on the assumption that every logged string is valid UTF-8.
  * The access log logs req->path, which the adapter takes raw from
  * REQUEST_URI; nginx passes raw bytes >= 0x80 through, so a request for
  * "/orders/\xff" writes a log line that is not UTF-8 and therefore not a
  * JSON text (RFC 8259, 8.1).  Expected: invalid sequences become U+FFFD (or
- * \u00XX).  This test fails until that is fixed. */
+ * \u00XX). */
 START_TEST(test_invalid_utf8_still_valid_json_text)
 {
     char line[512];

@@ -73,10 +73,11 @@ START_TEST(test_environment_is_scrubbed_once_read)
     char *value = getenv(SECRET_ENV);
     expect_key(SECRET_READ, SECRET32);
     ck_assert_ptr_null(getenv(SECRET_ENV));
-    /* The bytes themselves are gone, not only the pointer to them: that
-     * is what /proc/PID/environ shows. */
-    for (size_t i = 0; i < sizeof SECRET32 - 1; i++)
-        ck_assert_int_eq(value[i], 0);
+    /* The bytes themselves are gone, "JWT_SECRET_KEY=" included, not only
+     * the pointer to them: that is what /proc/PID/environ shows. */
+    const char *entry = value - strlen(SECRET_ENV "=");
+    for (size_t i = 0; i < strlen(SECRET_ENV "=") + sizeof SECRET32 - 1; i++)
+        ck_assert_int_eq(entry[i], 0);
     /* A refused (short) key is scrubbed too, and never quoted. */
     setenv(SECRET_ENV, "short-key", 1);
     expect_refusal(SECRET_READ, "JWT_SECRET_KEY is 9 bytes; at least 32 are required");
