@@ -23,8 +23,9 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.abspath(os.environ.get("ORDERS_BUILD_DIR", os.path.join(ROOT, "build")))
-VECTORS_PATH = os.path.join(ROOT, "..", "shared", "testdata", "jwt-vectors.json")
-# The secret of the shared test vectors, so that PyJWT-minted tokens apply.
+VECTORS_PATH = os.path.join(ROOT, "tests", "data", "jwt-vectors.json")
+# The secret of tests/data/jwt-vectors.json (minted by PyJWT; see
+# tests/data/make-jwt-vectors.py), so that those tokens apply.
 TEST_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 
 

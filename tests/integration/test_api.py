@@ -1,6 +1,6 @@
 """The Orders API through the real stack (nginx -> FastCGI -> workers ->
 SQLite): every row of the contract's endpoint and error tables, the auth
-matrix of the shared JWT vectors, iss/aud checks, the racing status update,
+matrix of the PyJWT vectors (tests/data), iss/aud checks, the racing status update,
 and -- at the end -- every captured response checked against openapi.json
 by tests/spec/validate-responses.mjs.
 
