@@ -1,5 +1,15 @@
 /*
- * auth.h - OAuth2 bearer JWT verification.
+ * auth.h - OAuth2 bearer JWT verification: the verifier a worker builds
+ * once from its settings and asks on every request.
+ *
+ * The work is split by job, one file each:
+ *   auth_bearer.c  the Authorization header (RFC 6750 2.1)
+ *   auth_jws.c     the token's compact form, its header and signature
+ *   auth_claims.c  exp/nbf/iat, iss/aud, scopes (RFC 7519 4.1)
+ *   auth_cache.c   tokens already accepted
+ *   auth.c         the verifier that strings them together
+ * and the cryptography is libcrypto's (crypto.h).  Minting tokens is not
+ * the service's job: tools/orders-token.c does it for developers.
  *
  * libjwt 1.10 (Debian 12) verifies a signature with whatever algorithm the
  * token's header names and checks no time claim, so everything that makes a
@@ -38,6 +48,7 @@ enum auth_result {
     AUTH_OK,
     AUTH_NO_CREDENTIALS, /* header absent or empty: no error= attribute */
     AUTH_INVALID_TOKEN,  /* anything wrong with what was presented */
+    AUTH_BAD_REQUEST,    /* more than one Authorization header */
 };
 
 struct auth_principal {
@@ -52,19 +63,14 @@ struct auth_verifier *auth_verifier_new(const struct auth_settings *s,
 void auth_verifier_free(struct auth_verifier *v);
 
 /* Verifies an Authorization header value ("Bearer <jwt>", scheme
- * case-insensitive).  why, if not NULL, gets a short static reason for logs
- * (never token contents). */
+ * case-insensitive); header_count is how many Authorization headers the
+ * request had.  why, if not NULL, gets a short static reason for logs
+ * (never token contents).  On anything but AUTH_OK, out is empty. */
 enum auth_result auth_verify(const struct auth_verifier *v,
-                             const char *authorization, time_t now,
-                             struct auth_principal *out, const char **why);
+                             const char *authorization, int header_count,
+                             time_t now, struct auth_principal *out,
+                             const char **why);
 
 const char *auth_scope_name(enum auth_scope scope);
-
-/* Mints a token (used by the token tool and tests).  scopes is the
- * space-separated `scope` claim; iss and aud are added from the settings
- * when set, so the token passes a verifier built from the same settings.
- * Returns a malloc'ed string or NULL. */
-char *auth_mint(const struct auth_settings *s, const char *sub,
-                const char *scopes, time_t now, long lifetime_seconds);
 
 #endif

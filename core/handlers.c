@@ -76,15 +76,16 @@ bool handler_authorize(struct app *app, struct call *call,
                        enum auth_scope scope, struct response *res)
 {
     const struct request *req = call->req;
-    if (req->authorization_count > 1) {
+    const char *why = NULL;
+    enum auth_result r = auth_verify(app->auth, req->authorization,
+                                     req->authorization_count, time(NULL),
+                                     &call->principal, &why);
+    if (r == AUTH_BAD_REQUEST) {
         handler_challenge(res, "invalid_request", NULL);
         handler_problem(call, res, PROBLEM_VALIDATION,
                         "more than one Authorization header");
         return false;
     }
-    const char *why = NULL;
-    enum auth_result r = auth_verify(app->auth, req->authorization, time(NULL),
-                                     &call->principal, &why);
     if (r == AUTH_NO_CREDENTIALS) {
         handler_challenge(res, NULL, NULL);
         handler_problem(call, res, PROBLEM_UNAUTHORIZED,

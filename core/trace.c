@@ -1,10 +1,9 @@
 #include "trace.h"
 
-#include <pthread.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <string.h>
-#include <sys/random.h>
+
+#include "crypto.h"
 
 static bool trace_is_lower_hex(const char *s, size_t n)
 {
@@ -65,125 +64,19 @@ bool trace_parse_traceparent(const char *h, struct trace_context *out)
 }
 
 /*
- * Ids come from a ChaCha20 keystream keyed once per process (per thread)
- * from getrandom, instead of a getrandom call per id: two system calls per
- * request were a measurable share of a cheap request, and a keystream block
- * (64 bytes, ~2.5 ids) costs well under a microsecond.
- *
- * The trade-off: trace and span ids only need to be unique and not
- * guessable by chance, not secret (they travel in traceparent headers and
- * logs).  A ChaCha20 stream under a 256-bit random key is as unique as
- * fresh random bytes and cannot be predicted from ids already seen, but it
- * is a deterministic function of the key: anyone who could read the
- * worker's memory could compute its past and future ids.  That is no loss
- * for ids that are public anyway; nothing secret (tokens, order ids) comes
- * from this stream.  A fork would duplicate the stream, so a forked child
- * (pthread_atfork) reseeds before its first id.
+ * Ids come from libcrypto's DRBG (RAND_bytes through crypto_random): trace
+ * and span ids only need to be unique and not guessable by chance (they
+ * travel in traceparent headers and logs), and the DRBG serves small
+ * requests from a per-thread generator without a system call, reseeding
+ * itself after a fork.
  */
-struct trace_rng {
-    uint32_t state[16]; /* constants, key, 64-bit counter, 64-bit nonce */
-    unsigned char block[64];
-    unsigned used;      /* bytes of block handed out; 64: none left */
-    bool seeded;
-};
-
-static _Thread_local struct trace_rng trace_rng;
-static pthread_once_t trace_rng_once = PTHREAD_ONCE_INIT;
-
-static void trace_rng_forget(void)
-{
-    volatile unsigned char *p = (volatile unsigned char *)&trace_rng;
-    for (size_t i = 0; i < sizeof trace_rng; i++)
-        p[i] = 0;
-}
-
-/* In the child of a fork only the forking thread exists. */
-static void trace_rng_register_fork(void)
-{
-    pthread_atfork(NULL, NULL, trace_rng_forget);
-}
-
-#define TRACE_ROTL(v, n) ((uint32_t)((v) << (n)) | ((v) >> (32 - (n))))
-#define TRACE_QR(a, b, c, d)                                                   \
-    do {                                                                       \
-        a += b; d ^= a; d = TRACE_ROTL(d, 16);                                 \
-        c += d; b ^= c; b = TRACE_ROTL(b, 12);                                 \
-        a += b; d ^= a; d = TRACE_ROTL(d, 8);                                  \
-        c += d; b ^= c; b = TRACE_ROTL(b, 7);                                  \
-    } while (0)
-
-/* One ChaCha20 block (RFC 8439, 2.3) into r->block; advances the counter. */
-static void trace_rng_refill(struct trace_rng *r)
-{
-    uint32_t x[16];
-    memcpy(x, r->state, sizeof x);
-    for (int i = 0; i < 10; i++) {
-        TRACE_QR(x[0], x[4], x[8], x[12]);
-        TRACE_QR(x[1], x[5], x[9], x[13]);
-        TRACE_QR(x[2], x[6], x[10], x[14]);
-        TRACE_QR(x[3], x[7], x[11], x[15]);
-        TRACE_QR(x[0], x[5], x[10], x[15]);
-        TRACE_QR(x[1], x[6], x[11], x[12]);
-        TRACE_QR(x[2], x[7], x[8], x[13]);
-        TRACE_QR(x[3], x[4], x[9], x[14]);
-    }
-    for (int i = 0; i < 16; i++) {
-        uint32_t v = x[i] + r->state[i];
-        r->block[4 * i] = (unsigned char)v;
-        r->block[4 * i + 1] = (unsigned char)(v >> 8);
-        r->block[4 * i + 2] = (unsigned char)(v >> 16);
-        r->block[4 * i + 3] = (unsigned char)(v >> 24);
-    }
-    if (++r->state[12] == 0)
-        r->state[13]++;
-    r->used = 0;
-}
-
-static int trace_rng_seed(struct trace_rng *r)
-{
-    pthread_once(&trace_rng_once, trace_rng_register_fork);
-    uint32_t seed[10]; /* 256-bit key, 64-bit nonce */
-    if (getrandom(seed, sizeof seed, 0) != (ssize_t)sizeof seed)
-        return -1;
-    static const uint32_t sigma[4] = {0x61707865, 0x3320646e, 0x79622d32, 0x6b206574};
-    memcpy(r->state, sigma, sizeof sigma);
-    memcpy(r->state + 4, seed, 8 * sizeof seed[0]);
-    r->state[12] = r->state[13] = 0;
-    r->state[14] = seed[8];
-    r->state[15] = seed[9];
-    r->used = sizeof r->block;
-    r->seeded = true;
-    return 0;
-}
-
-static int trace_rng_bytes(unsigned char *out, unsigned len)
-{
-    struct trace_rng *r = &trace_rng;
-    if (!r->seeded && trace_rng_seed(r) != 0)
-        return -1;
-    while (len > 0) {
-        if (r->used == sizeof r->block)
-            trace_rng_refill(r);
-        unsigned n = (unsigned)sizeof r->block - r->used;
-        if (n > len)
-            n = len;
-        memcpy(out, r->block + r->used, n);
-        /* what was handed out is not kept */
-        memset(r->block + r->used, 0, n);
-        r->used += n;
-        out += n;
-        len -= n;
-    }
-    return 0;
-}
-
 int trace_random_hex(char *buf, unsigned len)
 {
     static const char digits[] = "0123456789abcdef";
     unsigned char raw[32];
     if (len > sizeof raw)
         return -1;
-    if (trace_rng_bytes(raw, len) != 0)
+    if (crypto_random(raw, len) != 0)
         return -1;
     for (unsigned i = 0; i < len; i++) {
         buf[2 * i] = digits[raw[i] >> 4];

@@ -11,6 +11,7 @@
  * and nothing else; every message goes to stderr and means exit status 1.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -18,7 +19,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "auth.h"
+#include "crypto.h"
 #include "secret.h"
 #include "settings.h"
 
@@ -147,13 +151,6 @@ static unsigned char *load_secret(size_t *len)
     return key.bytes;
 }
 
-static void wipe(unsigned char *p, size_t n)
-{
-    volatile unsigned char *vp = p;
-    while (n-- > 0)
-        *vp++ = 0;
-}
-
 /* Builds a throw-away verifier only to have the settings checked the way
  * the service checks them, with the same messages. */
 static bool settings_usable(const struct auth_settings *s)
@@ -166,6 +163,87 @@ static bool settings_usable(const struct auth_settings *s)
     }
     auth_verifier_free(v);
     return true;
+}
+
+/* ---- minting (RFC 7515 7.1: the compact serialisation) ---------------- */
+
+/* The claims: iss and aud come from the service's settings, so that a
+ * token minted with them is one the service accepts. */
+static cJSON *claims_of(const struct auth_settings *s, const char *sub,
+                        const char *scopes, time_t now, long lifetime)
+{
+    long iat = (long)now;
+    if ((lifetime > 0 && iat > LONG_MAX - lifetime) ||
+        (lifetime < 0 && iat < LONG_MIN - lifetime))
+        return NULL;
+    cJSON *c = cJSON_CreateObject();
+    bool ok = c != NULL;
+    if (ok && sub != NULL)
+        ok = cJSON_AddStringToObject(c, "sub", sub) != NULL;
+    if (ok && scopes != NULL && scopes[0] != '\0')
+        ok = cJSON_AddStringToObject(c, "scope", scopes) != NULL;
+    if (ok && s->issuer != NULL && s->issuer[0] != '\0')
+        ok = cJSON_AddStringToObject(c, "iss", s->issuer) != NULL;
+    if (ok && s->audience != NULL && s->audience[0] != '\0')
+        ok = cJSON_AddStringToObject(c, "aud", s->audience) != NULL;
+    ok = ok && cJSON_AddNumberToObject(c, "iat", (double)iat) != NULL &&
+         cJSON_AddNumberToObject(c, "exp", (double)(iat + lifetime)) != NULL;
+    if (!ok) {
+        cJSON_Delete(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Appends the base64url of len bytes to out at *at (room checked by the
+ * caller's sizing). */
+static void append_b64url(char *out, size_t *at, const void *in, size_t len)
+{
+    *at += crypto_b64url_encode(in, len, out + *at);
+}
+
+/* base64url(header) "." base64url(claims) "." base64url(HMAC). */
+static char *mint_hmac(const struct auth_settings *s, const char *sub,
+                       const char *scopes, time_t now, long lifetime)
+{
+    enum crypto_hash hash = CRYPTO_SHA256;
+    const char *alg = s->algorithm != NULL ? s->algorithm : "HS256";
+    if (strcmp(alg, "HS384") == 0)
+        hash = CRYPTO_SHA384;
+    else if (strcmp(alg, "HS512") == 0)
+        hash = CRYPTO_SHA512;
+    char header[64];
+    snprintf(header, sizeof header, "{\"alg\":\"%s\",\"typ\":\"JWT\"}", alg);
+    cJSON *claims = claims_of(s, sub, scopes, now, lifetime);
+    char *payload = claims ? cJSON_PrintUnformatted(claims) : NULL;
+    cJSON_Delete(claims);
+    struct crypto_hmac *key = crypto_hmac_new(hash, s->secret, s->secret_len);
+    char *tok = NULL;
+    if (payload != NULL && key != NULL) {
+        size_t hlen = strlen(header), plen = strlen(payload);
+        size_t cap = CRYPTO_B64URL_ENCODED_MAX(hlen) +
+                     CRYPTO_B64URL_ENCODED_MAX(plen) +
+                     CRYPTO_B64URL_ENCODED_MAX(CRYPTO_DIGEST_MAX);
+        tok = malloc(cap);
+    }
+    if (tok != NULL) {
+        size_t at = 0;
+        unsigned char mac[CRYPTO_DIGEST_MAX];
+        append_b64url(tok, &at, header, strlen(header));
+        tok[at++] = '.';
+        append_b64url(tok, &at, payload, strlen(payload));
+        if (crypto_hmac(key, tok, at, mac)) {
+            tok[at++] = '.';
+            append_b64url(tok, &at, mac, crypto_hmac_size(key));
+        } else {
+            free(tok);
+            tok = NULL;
+        }
+        crypto_wipe(mac, sizeof mac);
+    }
+    crypto_hmac_free(key);
+    free(payload);
+    return tok;
 }
 
 static int mint(const struct options *o)
@@ -184,7 +262,7 @@ static int mint(const struct options *o)
     };
     int rc = 1;
     if (settings_usable(&s)) {
-        char *token = auth_mint(&s, o->sub, o->scopes, time(NULL), o->lifetime);
+        char *token = mint_hmac(&s, o->sub, o->scopes, time(NULL), o->lifetime);
         if (token == NULL) {
             fprintf(stderr, "orders-token: could not mint a token\n");
         } else {
@@ -193,7 +271,7 @@ static int mint(const struct options *o)
             free(token);
         }
     }
-    wipe(secret, secret_len);
+    crypto_wipe(secret, secret_len);
     free(secret);
     return rc;
 }

@@ -10,8 +10,8 @@
  * accepted one only known scope bits and a bounded sub.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Icore \
- *       core/auth.c tests/fuzz/fuzz_auth.c $(pkg-config --cflags --libs \
- *       libjwt libcjson) -o fuzz_auth
+ *       core/auth*.c core/crypto.c tests/fuzz/fuzz_auth.c $(pkg-config --cflags --libs \
+ *       libjwt libcjson libcrypto) -o fuzz_auth
  *   ./fuzz_auth -max_len=10000 tests/fuzz/corpus/auth
  */
 #include <jwt.h>
@@ -63,7 +63,7 @@ static void verify(const struct auth_verifier *v, const char *header)
     struct auth_principal p;
     memset(&p, 0x5a, sizeof p);
     const char *why = NULL;
-    enum auth_result r = auth_verify(v, header, NOW, &p, &why);
+    enum auth_result r = auth_verify(v, header, 1, NOW, &p, &why);
     if (why == NULL)
         abort();
     switch (r) {

@@ -52,8 +52,8 @@ version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$root/meson.build" | hea
 cflags=(-g -O1 -std=c17 -D_GNU_SOURCE "-DORDERS_VERSION=\"$version\""
         -Wall -Wextra -Werror -fno-omit-frame-pointer
         -fno-sanitize-recover=undefined -I "$root/core" -I "$root/common")
-read -r -a libs <<<"$(pkg-config --libs libcjson libjwt sqlite3)"
-read -r -a incs <<<"$(pkg-config --cflags libcjson libjwt sqlite3)"
+read -r -a libs <<<"$(pkg-config --libs libcjson libjwt sqlite3 libcrypto)"
+read -r -a incs <<<"$(pkg-config --cflags libcjson libjwt sqlite3 libcrypto)"
 cflags+=("${incs[@]}")
 
 # The documents and migrations compiled in, exactly as core/meson.build

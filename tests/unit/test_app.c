@@ -1,6 +1,6 @@
 /*
  * test_app.c - the service end to end through app_handle: a real store in
- * a temporary directory, a config built here, tokens minted with auth_mint.
+ * a temporary directory, a config built here, tokens minted with test_mint (mint.h).
  * Every route; every error of the contract's table with its headers; the
  * order of checks (auth before media type, body and existence); and the
  * access log, which must never carry a token.
@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "mint.h"
 #include "embedded.h"
 #include "testdir.h"
 
@@ -49,8 +50,8 @@ static char *bearer_for(const unsigned char *secret, size_t len, const char *sco
         .algorithm = "HS256",
         .leeway_seconds = AUTH_LEEWAY_SECONDS,
     };
-    char *tok = auth_mint(&s, "user-42", scopes, now, lifetime);
-    ck_assert_msg(tok != NULL, "auth_mint failed");
+    char *tok = test_mint(&s, "user-42", scopes, now, lifetime);
+    ck_assert_msg(tok != NULL, "test_mint failed");
     size_t n = strlen(tok) + sizeof "Bearer ";
     char *h = malloc(n);
     snprintf(h, n, "Bearer %s", tok);

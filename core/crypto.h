@@ -1,0 +1,94 @@
+/*
+ * crypto.h - the hashes, MACs, base64url, comparison and randomness the
+ * service needs, all from OpenSSL's libcrypto (3.0, Debian 12).
+ *
+ * Nothing here is written by hand: these are thin wrappers that fix the
+ * few choices the callers must not get wrong (the url-safe alphabet
+ * without padding, a comparison whose time does not depend on where two
+ * buffers differ, algorithms fetched once instead of on every call).
+ * libcrypto was chosen over nettle or libsodium because the JWKS work
+ * (issue 15) verifies RSA, RSA-PSS, ECDSA and Ed25519 signatures with the
+ * same library.
+ *
+ * crypto_init() fetches the algorithms once; call it early in a process
+ * (before it forks or starts threads).  Every other function calls it
+ * itself if needed, so forgetting it costs only the first caller's time.
+ */
+#ifndef ORDERS_CRYPTO_H
+#define ORDERS_CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum crypto_hash {
+    CRYPTO_SHA256,
+    CRYPTO_SHA384,
+    CRYPTO_SHA512,
+};
+
+#define CRYPTO_DIGEST_MAX 64
+
+/* Returns 0, or -1 when libcrypto cannot provide SHA-2 or HMAC (a broken
+ * installation or configuration). */
+int crypto_init(void);
+
+/* The digest size in bytes: 32, 48 or 64. */
+size_t crypto_hash_size(enum crypto_hash h);
+
+/* out gets crypto_hash_size(h) bytes.  Returns false only when libcrypto
+ * fails (out of memory). */
+bool crypto_digest(enum crypto_hash h, const void *data, size_t len,
+                   unsigned char *out);
+
+/*
+ * An HMAC key, prepared once and used for many messages (RFC 2104).  A key
+ * longer than the hash's block is hashed first, as the RFC says; libcrypto
+ * does that.  The key is copied (and wiped on free).  Not for concurrent
+ * use: one per thread.
+ */
+struct crypto_hmac;
+
+struct crypto_hmac *crypto_hmac_new(enum crypto_hash h, const void *key,
+                                    size_t keylen);
+void crypto_hmac_free(struct crypto_hmac *k);
+/* The MAC's size in bytes: crypto_hash_size of its hash. */
+size_t crypto_hmac_size(const struct crypto_hmac *k);
+/* out gets crypto_hmac_size(k) bytes.  Returns false when libcrypto
+ * fails. */
+bool crypto_hmac(struct crypto_hmac *k, const void *msg, size_t len,
+                 unsigned char *out);
+
+/* Equal bytes, in a time that depends only on n (CRYPTO_memcmp). */
+bool crypto_equal(const void *a, const void *b, size_t n);
+
+/* Unpadded base64url (RFC 4648 5, as JOSE uses it, RFC 7515 2).
+ * crypto_b64url_len(n) is the length of the encoding of n bytes. */
+size_t crypto_b64url_len(size_t n);
+/* Writes crypto_b64url_len(len) characters and a NUL into out, which must
+ * hold CRYPTO_B64URL_ENCODED_MAX(len) bytes (libcrypto writes the padding
+ * before it is dropped).  Returns the length written (without NUL). */
+#define CRYPTO_B64URL_ENCODED_MAX(len) (((len) + 2) / 3 * 4 + 1)
+size_t crypto_b64url_encode(const void *in, size_t len, char *out);
+/*
+ * Decodes unpadded base64url: refuses any character outside the url-safe
+ * alphabet (padding included) and a length of 4k+1, which no encoder can
+ * produce.  Leftover bits of the last character are ignored, as every
+ * mainstream decoder does.  out must hold CRYPTO_B64URL_DECODED_MAX(len)
+ * bytes (libcrypto writes the padding's zero bytes too); *outlen gets the
+ * length decoded.
+ */
+#define CRYPTO_B64URL_DECODED_MAX(len) ((len) / 4 * 3 + 3)
+bool crypto_b64url_decode(const char *in, size_t len, unsigned char *out,
+                          size_t *outlen);
+/* True when every character is in the url-safe alphabet and the length
+ * could be an encoding (not 4k+1; 0 is allowed). */
+bool crypto_b64url_valid(const char *in, size_t len);
+
+/* len bytes from libcrypto's DRBG (RAND_bytes), which reseeds itself after
+ * a fork.  Returns 0, or -1 when no randomness is available. */
+int crypto_random(void *buf, size_t len);
+
+/* Zeroes memory in a way the compiler cannot drop (OPENSSL_cleanse). */
+void crypto_wipe(void *p, size_t n);
+
+#endif
