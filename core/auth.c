@@ -213,9 +213,8 @@ enum auth_result auth_verify(const struct auth_verifier *v,
     if (r != AUTH_OK)
         return r;
 
-    struct auth_cache_key key;
     struct auth_times times;
-    if (auth_cache_lookup(v->cache, tok, len, &key, out, &times)) {
+    if (auth_cache_lookup(v->cache, tok, len, out, &times)) {
         if (!auth_times_ok(&times, v->leeway, now, why)) {
             memset(out, 0, sizeof *out);
             return AUTH_INVALID_TOKEN;
@@ -229,6 +228,6 @@ enum auth_result auth_verify(const struct auth_verifier *v,
         return r;
     }
     *why = "ok";
-    auth_cache_store(v->cache, &key, out, &times);
+    auth_cache_store(v->cache, tok, len, out, &times);
     return AUTH_OK;
 }

@@ -1,21 +1,24 @@
 /*
- * auth_cache.c - accepted tokens by their keyed MAC (see auth_cache.h).
+ * auth_cache.c - accepted tokens by their exact bytes (see auth_cache.h).
  *
- * A slot is found by HMAC-SHA-256 of the token under a key drawn at random
- * when the cache is made, and the whole MAC is compared (in constant time)
- * to say "same token".  So the cache keeps no token bytes, only what a
- * request already carries (sub, scope bits, time claims); tokens of any
- * accepted length are cached; a client cannot choose tokens that fight
- * over one slot, and neither the slot nor the timing of a lookup tells it
- * anything about another client's token.  Two different tokens with the
- * same MAC would need a collision of HMAC-SHA-256.
+ * The slot is the first byte of the token's signature: the signature of
+ * an accepted token is the output of a MAC or signature over its content,
+ * as evenly spread as any hash of the token would be, and it costs nothing
+ * to read.  Nobody can aim a token at a slot without the signing key; a
+ * client whose identity provider hands it many tokens could at worst make
+ * another client's token miss, which costs that request the full check
+ * the cache would have saved, nothing more.  Whether a slot holds this
+ * very token is decided by comparing all its bytes in constant time
+ * (CRYPTO_memcmp), so the timing of a lookup tells a client nothing about
+ * another client's token.
  *
  * Bounded: AUTH_CACHE_SLOTS direct-mapped slots, allocated once (untouched
- * slots cost no resident memory), wiped when freed.
+ * slots cost no resident memory), wiped when freed.  What is kept is what
+ * a request already carries: the token, its sub and scope bits and its
+ * time claims; the key stays in the verifier.
  */
 #include "auth_cache.h"
 
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,77 +27,71 @@
 #define AUTH_CACHE_SLOTS 64
 
 struct auth_cache_entry {
-    bool used;
-    unsigned char mac[AUTH_CACHE_KEY_LEN];
+    size_t len; /* 0: empty */
     struct auth_times times;
     struct auth_principal principal;
+    char token[AUTH_CACHE_TOKEN_MAX];
 };
 
 struct auth_cache {
-    struct crypto_hmac *prf;
     struct auth_cache_entry slot[AUTH_CACHE_SLOTS];
 };
 
 struct auth_cache *auth_cache_new(void)
 {
-    struct auth_cache *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return NULL;
-    unsigned char key[32];
-    if (crypto_random(key, sizeof key) == 0)
-        c->prf = crypto_hmac_new(CRYPTO_SHA256, key, sizeof key);
-    crypto_wipe(key, sizeof key);
-    if (c->prf == NULL) {
-        free(c);
-        return NULL;
-    }
-    return c;
+    return calloc(1, sizeof(struct auth_cache));
 }
 
 void auth_cache_free(struct auth_cache *c)
 {
     if (c == NULL)
         return;
-    crypto_hmac_free(c->prf);
     crypto_wipe(c, sizeof *c);
     free(c);
 }
 
-static struct auth_cache_entry *slot_of(struct auth_cache *c,
-                                        const struct auth_cache_key *key)
+/* The first byte of the signature segment (after the last '.'), or -1
+ * when the token cannot be cached (too long, or no two characters of
+ * signature to decode). */
+static int slot_of(const char *tok, size_t len)
 {
-    uint32_t h;
-    memcpy(&h, key->mac, sizeof h);
-    return &c->slot[h % AUTH_CACHE_SLOTS];
+    if (len == 0 || len > AUTH_CACHE_TOKEN_MAX)
+        return -1;
+    const char *dot = memrchr(tok, '.', len);
+    if (dot == NULL || (size_t)(tok + len - dot) < 3)
+        return -1;
+    unsigned char b[CRYPTO_B64URL_DECODED_MAX(2)];
+    size_t n = 0;
+    if (!crypto_b64url_decode(dot + 1, 2, b, &n) || n != 1)
+        return -1;
+    return b[0] % AUTH_CACHE_SLOTS;
 }
 
-bool auth_cache_lookup(struct auth_cache *c, const char *tok, size_t len,
-                       struct auth_cache_key *key,
+bool auth_cache_lookup(const struct auth_cache *c, const char *tok, size_t len,
                        struct auth_principal *principal,
                        struct auth_times *times)
 {
-    if (!crypto_hmac(c->prf, tok, len, key->mac)) {
-        memset(key->mac, 0, sizeof key->mac);
+    int s = slot_of(tok, len);
+    if (s < 0)
         return false;
-    }
-    const struct auth_cache_entry *e = slot_of(c, key);
-    if (!e->used || !crypto_equal(e->mac, key->mac, sizeof e->mac))
+    const struct auth_cache_entry *e = &c->slot[s];
+    if (e->len != len || !crypto_equal(e->token, tok, len))
         return false;
     *principal = e->principal;
     *times = e->times;
     return true;
 }
 
-void auth_cache_store(struct auth_cache *c, const struct auth_cache_key *key,
+void auth_cache_store(struct auth_cache *c, const char *tok, size_t len,
                       const struct auth_principal *principal,
                       const struct auth_times *times)
 {
-    static const unsigned char zero[AUTH_CACHE_KEY_LEN];
-    if (memcmp(key->mac, zero, sizeof zero) == 0)
+    int s = slot_of(tok, len);
+    if (s < 0)
         return;
-    struct auth_cache_entry *e = slot_of(c, key);
-    e->used = true;
-    memcpy(e->mac, key->mac, sizeof e->mac);
+    struct auth_cache_entry *e = &c->slot[s];
+    e->len = len;
+    memcpy(e->token, tok, len);
     e->principal = *principal;
     e->times = *times;
 }

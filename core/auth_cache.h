@@ -22,30 +22,22 @@
 #include "auth.h"
 #include "auth_claims.h"
 
-#define AUTH_CACHE_KEY_LEN 32
+/* Longer tokens are verified in full every time. */
+#define AUTH_CACHE_TOKEN_MAX 4096
 
 struct auth_cache;
-
-/* What identifies a token in the cache: a MAC of its bytes under the
- * cache's own random key. */
-struct auth_cache_key {
-    unsigned char mac[AUTH_CACHE_KEY_LEN];
-};
 
 struct auth_cache *auth_cache_new(void);
 void auth_cache_free(struct auth_cache *c);
 
-/* Computes tok's key into *key (for a later auth_cache_store) and returns
- * true with *principal and *times filled when the token is cached.  false
- * with key->mac all zero when the key could not be computed: the token is
- * then simply verified in full and not stored. */
-bool auth_cache_lookup(struct auth_cache *c, const char *tok, size_t len,
-                       struct auth_cache_key *key,
+/* true with *principal and *times filled when exactly these bytes were
+ * stored. */
+bool auth_cache_lookup(const struct auth_cache *c, const char *tok, size_t len,
                        struct auth_principal *principal,
                        struct auth_times *times);
 
 /* Remembers an accepted token; the newest takes its slot. */
-void auth_cache_store(struct auth_cache *c, const struct auth_cache_key *key,
+void auth_cache_store(struct auth_cache *c, const char *tok, size_t len,
                       const struct auth_principal *principal,
                       const struct auth_times *times);
 

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "trace.h"
 
@@ -239,6 +241,34 @@ START_TEST(test_random_hex)
 }
 END_TEST
 
+/* Ids are drawn from a pool of random bytes; a forked child must not hand
+ * out the ids its parent is about to (the pool is dropped in the child). */
+START_TEST(test_ids_differ_across_fork)
+{
+    char first[33], parent[33], child[33];
+    ck_assert_int_eq(trace_random_hex(first, 16), 0); /* the pool is filled */
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char id[33] = "";
+        int ok = trace_random_hex(id, 16) == 0 && write(fds[1], id, 32) == 32;
+        _exit(ok ? 0 : 1);
+    }
+    close(fds[1]);
+    ck_assert_int_eq(trace_random_hex(parent, 16), 0);
+    memset(child, 0, sizeof child);
+    ck_assert_int_eq(read(fds[0], child, 32), 32);
+    close(fds[0]);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_str_ne(parent, child);
+    ck_assert_str_ne(first, parent);
+}
+END_TEST
+
 static Suite *trace_suite(void)
 {
     Suite *s = suite_create("trace");
@@ -259,6 +289,7 @@ static Suite *trace_suite(void)
     tcase_add_test(b, test_begin_ids_are_fresh);
     tcase_add_test(b, test_format_round_trip);
     tcase_add_test(b, test_random_hex);
+    tcase_add_test(b, test_ids_differ_across_fork);
     suite_add_tcase(s, b);
     return s;
 }
