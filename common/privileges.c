@@ -9,12 +9,14 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "settings.h"
+
 int privileges_drop(const char *prog)
 {
     if (geteuid() != 0)
         return 0;
-    const char *name = getenv("WORKER_USER");
-    if (name == NULL || name[0] == '\0')
+    const char *name = settings_env("WORKER_USER");
+    if (name == NULL)
         name = "www-data";
     struct passwd *pw = getpwnam(name);
     if (pw == NULL) {

@@ -35,6 +35,7 @@
 #include "pool.h"
 #include "privileges.h"
 #include "secret.h"
+#include "settings.h"
 #include "store.h"
 
 #define STOP_TIMEOUT_MS 15000
@@ -169,20 +170,22 @@ static int worker_main(const struct worker_args *wa)
     return 0;
 }
 
-static long env_long(const char *name, long fallback, long min, long max)
+/* The pool's own settings, read by the common rules (common/settings.h).
+ * Returns 0, or -1 after one line on stderr. */
+static int pool_read_settings(int *workers, int *max_requests)
 {
-    const char *v = getenv(name);
-    if (v == NULL || v[0] == '\0')
-        return fallback;
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno != 0 || *end != '\0' || n < min || n > max) {
-        fprintf(stderr, "orders-fcgi: %s must be an integer from %ld to %ld\n",
-                name, min, max);
-        exit(1);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    long fallback = ncpu < 1 ? 1 : ncpu > POOL_MAX_WORKERS ? POOL_MAX_WORKERS : ncpu;
+    char err[256];
+    const struct setting rows[] = {
+        SETTING_INT_ROW("WORKERS", fallback, 1, POOL_MAX_WORKERS, workers),
+        SETTING_INT_ROW("WORKER_MAX_REQUESTS", 0, 0, 1000000000, max_requests),
+    };
+    if (settings_read(rows, SETTING_COUNT(rows), err, sizeof err) != 0) {
+        fprintf(stderr, "orders-fcgi: configuration: %s\n", err);
+        return -1;
     }
-    return n;
+    return 0;
 }
 
 static int run_migrate(const struct config *cfg)
@@ -201,9 +204,12 @@ static int run_migrate(const struct config *cfg)
 
 static int run_worker(const struct config *cfg)
 {
+    int workers, max_requests;
+    if (pool_read_settings(&workers, &max_requests) != 0)
+        return 1;
     struct worker_args wa = {
         .cfg = cfg,
-        .max_requests = (unsigned long)env_long("WORKER_MAX_REQUESTS", 0, 0, 1000000000L),
+        .max_requests = (unsigned long)max_requests,
         .metrics = metrics_attach(),
     };
     if (wa.metrics == NULL)
@@ -213,7 +219,9 @@ static int run_worker(const struct config *cfg)
 
 static int run_master(const struct config *cfg, const char *argv0)
 {
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int workers, max_requests; /* the workers read the latter again */
+    if (pool_read_settings(&workers, &max_requests) != 0)
+        return 1;
     char *path = realpath(argv0, NULL);
     if (path == NULL) {
         fprintf(stderr, "orders-fcgi: cannot resolve %s: %s\n", argv0, strerror(errno));
@@ -227,14 +235,13 @@ static int run_master(const struct config *cfg, const char *argv0)
     }
     char *worker_argv[] = {path, "--worker", NULL};
     struct pool_settings ps = {
-        .workers = (int)env_long("WORKERS", ncpu > 0 ? ncpu : 1, 1, POOL_MAX_WORKERS),
+        .workers = workers,
         .stop_timeout_ms = STOP_TIMEOUT_MS,
         .ready_timeout_ms = READY_TIMEOUT_MS,
         .binary = path,
         .argv = worker_argv,
         .restarts = &shared->worker_restarts,
     };
-    env_long("WORKER_MAX_REQUESTS", 0, 0, 1000000000L); /* refuse bad values now */
     struct logger log = {.level = cfg->log_level, .fd = 2};
     int rc = pool_run(&ps, &log);
     munmap(shared, sizeof *shared);
