@@ -29,7 +29,7 @@ const good = [
     name: 'orders',
     version: '0.1.0',
     description: 'Orders Service',
-    links: { openapi: '/openapi.json', health: '/healthz', ready: '/readyz', orders: '/orders' },
+    links: { openapi: '/openapi.json', health: '/healthz', ready: '/readyz', orders: '/orders', docs: '/docs' },
   }),
   r('getOpenApi', 200, json, { openapi: '3.1.0', info: {}, paths: {} }),
   r('getHealth', 200, 'application/json; charset=utf-8', { status: 'ok' }),
