@@ -1,11 +1,11 @@
 /*
  * metrics.h - Prometheus metrics summed over the whole pool.
  *
- * The counters live in one struct that the pool master maps shared
- * (MAP_SHARED | MAP_ANONYMOUS) before it forks, so every worker adds into
- * the same memory with lock-free atomics and any worker can answer
- * GET /metrics with the figures of all of them.  core/ only sees a pointer;
- * who maps it is the process's business.
+ * The counters live in one struct shared by every worker of the pool
+ * (fcgi/shared_metrics.h maps it), so each adds into the same memory with
+ * lock-free atomics and any worker can answer GET /metrics with the figures
+ * of all of them.  core/ only sees a pointer; who maps it is the process's
+ * business.
  */
 #ifndef ORDERS_METRICS_H
 #define ORDERS_METRICS_H

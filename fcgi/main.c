@@ -16,7 +16,8 @@
  * binaries, send SIGHUP, and the socket never closes.  The old workers
  * retire only once the new ones are ready; a broken binary fails the reload
  * and the old ones serve on (fcgi/pool.h).  The pool's metrics live in a
- * memfd that survives the exec.
+ * memfd that survives the exec (fcgi/shared_metrics.h), and so does the
+ * JWT secret the master hands to its workers (common/secret.h).
  */
 #include <errno.h>
 #include <signal.h>
@@ -35,6 +36,7 @@
 #include "pool.h"
 #include "privileges.h"
 #include "secret.h"
+#include "shared_metrics.h"
 #include "settings.h"
 #include "store.h"
 
@@ -92,46 +94,6 @@ struct worker_args {
     unsigned long max_requests;
     struct metrics *metrics; /* shared by the whole pool */
 };
-
-#define METRICS_FD_ENV "ORDERS_METRICS_FD"
-
-/* The pool's counters: a memfd the master creates, inherited across fork
- * and exec, mapped shared by every worker. */
-static struct metrics *metrics_create(void)
-{
-    int fd = memfd_create("orders-metrics", 0);
-    if (fd < 0 || ftruncate(fd, sizeof(struct metrics)) != 0)
-        return NULL;
-    struct metrics *m = mmap(NULL, sizeof *m, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    char num[16];
-    snprintf(num, sizeof num, "%d", fd);
-    if (m == MAP_FAILED || setenv(METRICS_FD_ENV, num, 1) != 0)
-        return NULL;
-    return m;
-}
-
-/* Returns the pool's counters, or NULL (with the reason on stderr). */
-static struct metrics *metrics_attach(void)
-{
-    const char *v = getenv(METRICS_FD_ENV);
-    int fd = v ? atoi(v) : -1;
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        fprintf(stderr, "orders-fcgi: --worker is started by the pool master only\n");
-        return NULL;
-    }
-    struct metrics *m = MAP_FAILED;
-    /* A master started before an upgrade that grew the counters made a
-     * smaller memfd; mapping past its end would fault at the first count.
-     * Refusing to start fails the reload, and the old workers serve on. */
-    if ((size_t)st.st_size < sizeof *m)
-        fprintf(stderr, "orders-fcgi: the pool master predates this worker's "
-                        "metrics; restart the service instead of reloading it\n");
-    else
-        m = mmap(NULL, sizeof *m, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    return m == MAP_FAILED ? NULL : m;
-}
 
 static int worker_main(const struct worker_args *wa)
 {
@@ -210,7 +172,7 @@ static int run_worker(const struct config *cfg)
     struct worker_args wa = {
         .cfg = cfg,
         .max_requests = (unsigned long)max_requests,
-        .metrics = metrics_attach(),
+        .metrics = shared_metrics_attach(),
     };
     if (wa.metrics == NULL)
         return 1;
@@ -227,7 +189,7 @@ static int run_master(const struct config *cfg, const char *argv0)
         fprintf(stderr, "orders-fcgi: cannot resolve %s: %s\n", argv0, strerror(errno));
         return 1;
     }
-    struct metrics *shared = metrics_create();
+    struct metrics *shared = shared_metrics_create();
     if (shared == NULL) {
         fprintf(stderr, "orders-fcgi: cannot create shared metrics: %s\n", strerror(errno));
         free(path);
