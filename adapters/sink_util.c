@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void sink_result_ok(struct sink_result *r)
@@ -150,4 +151,140 @@ void sink_scrub(char *text, size_t size, const char *secret)
         p[3 + tail] = '\0';
         p += 3;
     }
+}
+
+/* The query: from after '?' to the fragment; len 0 when there is none. */
+static const char *sink_query(const char *url, size_t *len)
+{
+    const char *q = strchr(url, '?');
+    const char *hash = strchr(url, '#');
+
+    if (q == NULL || (hash != NULL && hash < q)) {
+        *len = 0;
+        return "";
+    }
+    q++;
+    *len = strcspn(q, "#");
+    return q;
+}
+
+/* Calls fn on each key=value pair; stops and returns fn's first non-zero. */
+static int sink_query_each(const char *url,
+                           int (*fn)(const char *key, size_t klen, const char *val, size_t vlen,
+                                     bool has_value, void *arg),
+                           void *arg)
+{
+    size_t qlen, i = 0;
+    const char *q = sink_query(url, &qlen);
+
+    while (i < qlen) {
+        size_t end = i, eq;
+        int rc;
+
+        while (end < qlen && q[end] != '&')
+            end++;
+        for (eq = i; eq < end && q[eq] != '='; eq++)
+            ;
+        if (end > i) {
+            rc = fn(q + i, eq - i, q + eq + (eq < end), eq < end ? end - eq - 1 : 0, eq < end, arg);
+            if (rc != 0)
+                return rc;
+        }
+        i = end + 1;
+    }
+    return 0;
+}
+
+struct sink_query_checking {
+    const char *adapter;
+    const char *const *allowed;
+    char *err;
+    size_t errlen;
+};
+
+static int sink_query_check_one(const char *key, size_t klen, const char *val, size_t vlen,
+                                bool has_value, void *arg)
+{
+    struct sink_query_checking *c = arg;
+    char names[160] = "";
+    size_t used = 0;
+
+    (void)val;
+    if (sink_key_kept(key, klen, c->allowed)) {
+        if (has_value && vlen > 0)
+            return 0;
+        snprintf(c->err, c->errlen, "EVENT_SINK: parameter \"%.*s\" needs a value", (int)klen, key);
+        return -1;
+    }
+    for (size_t i = 0; c->allowed[i] != NULL && used < sizeof(names); i++) {
+        int n = snprintf(names + used, sizeof(names) - used, "%s%s", i > 0 ? ", " : "", c->allowed[i]);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+    snprintf(c->err, c->errlen, "EVENT_SINK: unknown parameter \"%.*s\" (%s takes %s)",
+             (int)(klen > 32 ? 32 : klen), key, c->adapter, names);
+    return -1;
+}
+
+int sink_query_check(const char *url, const char *adapter, const char *const *allowed,
+                     char *err, size_t errlen)
+{
+    struct sink_query_checking c = {adapter, allowed, err, errlen};
+
+    return sink_query_each(url, sink_query_check_one, &c);
+}
+
+struct sink_query_lookup {
+    const char *key;
+    char *value;
+    int nomem;
+};
+
+static int sink_query_get_one(const char *key, size_t klen, const char *val, size_t vlen,
+                              bool has_value, void *arg)
+{
+    struct sink_query_lookup *l = arg;
+
+    if (!has_value || strlen(l->key) != klen || strncmp(l->key, key, klen) != 0)
+        return 0;
+    free(l->value); /* the last one wins */
+    l->value = strndup(val, vlen);
+    l->nomem = l->value == NULL;
+    return 0;
+}
+
+char *sink_query_get(const char *url, const char *key, int *nomem)
+{
+    struct sink_query_lookup l = {key, NULL, 0};
+
+    (void)sink_query_each(url, sink_query_get_one, &l);
+    if (nomem != NULL)
+        *nomem = l.nomem;
+    return l.value;
+}
+
+char *sink_url_base(const char *url)
+{
+    return strndup(url, strcspn(url, "?#"));
+}
+
+int sink_query_mode(const char *url, int *binary, char *err, size_t errlen)
+{
+    int nomem = 0;
+    char *mode = sink_query_get(url, "mode", &nomem);
+    int rc = 0;
+
+    *binary = 0;
+    if (nomem) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    } else if (mode != NULL && strcmp(mode, "binary") == 0) {
+        *binary = 1;
+    } else if (mode != NULL && strcmp(mode, "structured") != 0) {
+        snprintf(err, errlen, "EVENT_SINK: mode must be structured or binary");
+        rc = -1;
+    }
+    free(mode);
+    return rc;
 }

@@ -30,4 +30,25 @@ void sink_scrub(char *text, size_t size, const char *secret);
  * when it is, *scheme_len is the length of the scheme. */
 int sink_url_scheme(const char *s, size_t *scheme_len);
 
+/*
+ * Query parameters of a sink URL ("?exchange=orders&mode=binary"), taken
+ * literally (no percent-decoding: none of the adapters' values needs it).
+ */
+
+/* Refuses a parameter not in allowed (NULL-terminated), or one without a
+ * value, naming it: "EVENT_SINK: unknown parameter "x" (amqp takes ...)". */
+int sink_query_check(const char *url, const char *adapter, const char *const *allowed,
+                     char *err, size_t errlen);
+
+/* The value of key, newly allocated, or NULL when absent (or out of
+ * memory: *nomem then says so). */
+char *sink_query_get(const char *url, const char *key, int *nomem);
+
+/* The URL without its query and fragment, newly allocated (NULL: no memory). */
+char *sink_url_base(const char *url);
+
+/* "mode": structured (the default) or binary.  Returns 0 and sets *binary,
+ * or -1 with one line in err. */
+int sink_query_mode(const char *url, int *binary, char *err, size_t errlen);
+
 #endif

@@ -25,6 +25,8 @@ static const struct sink_row sink_rows[] = {
     {"file", SINK_PATH, &sink_file_adapter},
     {"http", SINK_URL, &sink_http_adapter},
     {"https", SINK_URL, &sink_http_adapter},
+    {"amqp", SINK_URL, &sink_amqp_adapter},
+    {"amqps", SINK_URL, &sink_amqp_adapter},
 };
 
 #define SINK_ROW_COUNT (sizeof(sink_rows) / sizeof(sink_rows[0]))

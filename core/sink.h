@@ -55,7 +55,7 @@ struct sink_message {
     const char *subject;
     const char *time;        /* RFC 3339 */
     const char *traceparent; /* NULL when the request had none */
-    const char *data;        /* the event's data as compact JSON */
+    const char *data;        /* the event's data, JSON as stored (checked to parse) */
     size_t data_len;
     const char *envelope;    /* structured-mode CloudEvents JSON, one line */
     size_t envelope_len;

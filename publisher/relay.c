@@ -447,7 +447,8 @@ static int relay_render(struct relay *r, int first, int max, struct sink_result 
         r->msgs[n] = (struct sink_message){.id = ev->id, .type = ev->type, .source = ev->source,
                                    .subject = ev->subject, .time = ev->time,
                                    .traceparent = ev->traceparent, .envelope = r->rendered[n],
-                                   .envelope_len = len};
+                                   .envelope_len = len, .data = ev->data,
+                                   .data_len = strlen(ev->data)};
     }
     return n;
 }
@@ -466,11 +467,11 @@ static void relay_unrender(struct relay *r, int n)
  * *failed is the index of the event that was not, or -1. */
 static int relay_send_batch(struct relay *r, struct sink_result *res, int *failed)
 {
-    int acked = 0, max = sink_max_batch(r->sink);
+    int acked = 0;
 
     *failed = -1;
     while (acked < r->batch.count) {
-        int n, got;
+        int n, got, max = sink_max_batch(r->sink); /* an adapter may narrow it */
 
         if (acked > 0 && (r->batch.events[acked].next_attempt_at > clock_now_ms() ||
                           wake_stop_requested(r->wake)))

@@ -1,0 +1,247 @@
+"""Real message brokers for the transport tests: rabbitmq-server and
+nats-server (with JetStream), each started in its own temporary directory on
+free loopback ports, stopped and started again on demand, and removed with
+every process they started.
+
+    with RabbitBroker() as rabbit:       # boots once; RabbitMQ is slow to boot
+        rabbit.url("exchange=orders")    # amqp://guest:guest@127.0.0.1:PORT/?exchange=orders
+        rabbit.stop(); rabbit.start()    # same node, same data
+    with NatsBroker() as nats:
+        nats.url("subject=orders.events&stream=ORDERS")
+
+As root, RabbitMQ runs as the unprivileged rabbitmq account (the Debian
+package's), with its Erlang cookie in a private HOME and its own epmd on a
+free port, so nothing is shared with a system broker or another test.
+"""
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+try:
+    import pika  # noqa: F401
+except ImportError:  # python3 is not Debian's (pyenv, venv): use Debian's pika
+    sys.path.append("/usr/lib/python3/dist-packages")
+    import pika  # noqa: F401,E402  (python3-pika; scripts/install-deps test installs it)
+
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _stop_group(proc, timeout):
+    """SIGTERM to the process group, then SIGKILL after timeout seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+class RabbitBroker:
+    BOOT_TIMEOUT = 120  # a loaded 2-core machine has been seen to take 40 s
+
+    def __init__(self):
+        if not os.path.exists(RABBITMQ_SERVER):
+            raise AssertionError("rabbitmq-server is missing: run scripts/install-deps test")
+        self.dir = tempfile.mkdtemp(prefix="orders-rabbit-")
+        os.chmod(self.dir, 0o755)
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.epmd_port = free_port()
+        self.node = "orders-test-%d@localhost" % self.port
+        self.proc = None
+        with open(os.path.join(self.dir, "enabled_plugins"), "w") as f:
+            f.write("[].\n")
+        with open(os.path.join(self.dir, "rabbitmq.conf"), "w") as f:
+            f.write("listeners.tcp.default = 127.0.0.1:%d\n" % self.port)
+        cookie = os.path.join(self.dir, ".erlang.cookie")
+        with open(cookie, "w") as f:
+            f.write("orders-test-cookie-%d" % self.port)
+        os.chmod(cookie, 0o400)
+        self.prefix = []
+        if os.geteuid() == 0:
+            account = pwd.getpwnam("rabbitmq")
+            for root, dirs, files in os.walk(self.dir):
+                os.chown(root, account.pw_uid, account.pw_gid)
+                for name in files:
+                    os.chown(os.path.join(root, name), account.pw_uid, account.pw_gid)
+            self.prefix = ["setpriv", "--reuid=rabbitmq", "--regid=rabbitmq", "--init-groups", "--"]
+
+    def env(self):
+        return {
+            "PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "HOME": self.dir, "LANG": "C.UTF-8",
+            "RABBITMQ_NODENAME": self.node, "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port), "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "RABBITMQ_MNESIA_BASE": os.path.join(self.dir, "mnesia"),
+            "RABBITMQ_LOG_BASE": os.path.join(self.dir, "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": os.path.join(self.dir, "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": os.path.join(self.dir, "rabbitmq"),
+            "RABBITMQ_PID_FILE": os.path.join(self.dir, "pid"),
+            "RABBITMQ_LOGS": "-",
+        }
+
+    def start(self):
+        out = open(os.path.join(self.dir, "server.log"), "ab")
+        self.proc = subprocess.Popen(self.prefix + [RABBITMQ_SERVER], env=self.env(), cwd=self.dir,
+                                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+        out.close()
+        deadline = time.monotonic() + self.BOOT_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("rabbitmq-server exited (%s):\n%s" % (self.proc.returncode, self.log()))
+            try:
+                self.connection().close()
+                return self
+            except Exception:  # not accepting AMQP yet
+                time.sleep(0.2)
+        raise AssertionError("rabbitmq-server not ready within %ds:\n%s" % (self.BOOT_TIMEOUT, self.log()))
+
+    def stop(self):
+        _stop_group(self.proc, 60)
+        self.proc = None
+
+    def close(self):
+        self.stop()
+        # Erlang started epmd as a daemon on our private port: end it.
+        subprocess.run(self.prefix + ["epmd", "-port", str(self.epmd_port), "-kill"],
+                       env=self.env(), capture_output=True, timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "server.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")[-3000:]
+        except OSError:
+            return ""
+
+    def url(self, query="", user="guest", password="guest", scheme="amqp"):
+        return "%s://%s:%s@127.0.0.1:%d/%s" % (scheme, user, password, self.port,
+                                               ("?" + query) if query else "")
+
+    def connection(self):
+        return pika.BlockingConnection(pika.ConnectionParameters(
+            "127.0.0.1", self.port, credentials=pika.PlainCredentials("guest", "guest"),
+            connection_attempts=1, socket_timeout=2, blocked_connection_timeout=5))
+
+
+class RabbitQueue:
+    """A durable queue bound to an exchange (declared like the publisher
+    does), read back with basic.get; what a consumer of the events does."""
+
+    def __init__(self, broker, exchange, name, binding="#"):
+        self.broker, self.exchange, self.name, self.binding = broker, exchange, name, binding
+        conn = broker.connection()
+        try:
+            ch = conn.channel()
+            ch.exchange_declare(exchange, exchange_type="topic", durable=True)
+            ch.queue_declare(name, durable=True)
+            ch.queue_bind(name, exchange, routing_key=binding)
+        finally:
+            conn.close()
+        self.messages = []  # (method, properties, body)
+
+    def drain(self):
+        """Reads everything queued now; returns all messages read so far."""
+        conn = self.broker.connection()
+        try:
+            ch = conn.channel()
+            for _ in range(100000):
+                method, props, body = ch.basic_get(self.name, auto_ack=True)
+                if method is None:
+                    break
+                self.messages.append((method, props, body))
+        finally:
+            conn.close()
+        return self.messages
+
+    def wait_for(self, count, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if len(self.drain()) >= count:
+                    return self.messages
+            except Exception:  # the broker is restarting
+                pass
+            time.sleep(0.1)
+        raise AssertionError("%d of %d messages in %s after %ss" % (len(self.messages), count, self.name, timeout))
+
+
+class NatsBroker:
+    def __init__(self):
+        if shutil.which("nats-server") is None:
+            raise AssertionError("nats-server is missing: run scripts/install-deps test")
+        self.dir = tempfile.mkdtemp(prefix="orders-nats-")
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        out = open(os.path.join(self.dir, "server.log"), "ab")
+        self.proc = subprocess.Popen(
+            ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.port),
+             "-sd", os.path.join(self.dir, "jetstream"), "-n", "orders-test-%d" % self.port],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        out.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("nats-server exited:\n" + self.log())
+            if port_open(self.port):
+                return self
+            time.sleep(0.05)
+        raise AssertionError("nats-server not ready:\n" + self.log())
+
+    def stop(self):
+        _stop_group(self.proc, 20)
+        self.proc = None
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "server.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")[-3000:]
+        except OSError:
+            return ""
+
+    def url(self, query=""):
+        return "nats://127.0.0.1:%d%s" % (self.port, ("?" + query) if query else "")
