@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -24,7 +25,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from brokers import RabbitBroker, RabbitQueue  # noqa: E402
-from harness import Stack  # noqa: E402
+from harness import ROOT, Stack  # noqa: E402
 import test_events  # noqa: E402  (the module: its test case must not run here)
 from test_publisher import (PublisherTestCase, create_db, insert_events, rows,  # noqa: E402
                             scalar, wait_for)
@@ -217,6 +218,43 @@ class AmqpFaults(PublisherTestCase):
         error = rows(self.db, "SELECT last_error FROM events")[0][0]
         self.assertNotIn("not-the-password", error)
         self.assertEqual(scalar(self.db, "SELECT count(*) FROM events WHERE parked_at IS NOT NULL"), 0)
+
+    def test_readme_consumer_example(self):
+        """examples/read-events-amqp.py, run as the README shows it."""
+        create_db(self.db)
+        ids = insert_events(self.db, 3)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), "/usr/lib/python3/dist-packages"]))
+        url = BROKER.url()  # amqp://guest:guest@127.0.0.1:PORT/
+        consumer = subprocess.Popen([sys.executable, os.path.join(ROOT, "examples", "read-events-amqp.py"),
+                                     url + "%2f", "readme-billing", "3"],
+                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            def bound():
+                conn = BROKER.connection()
+                try:
+                    conn.channel().queue_declare("readme-billing", passive=True)
+                    return True
+                except Exception:
+                    return False
+                finally:
+                    if conn.is_open:
+                        conn.close()
+            wait_for(bound, 15, "the example's queue")
+            p, code = self.run_once(BROKER.url("exchange=orders"))
+            self.assertEqual(code, 0, p.stderr())
+            out, err = consumer.communicate(timeout=20)
+        finally:
+            if consumer.poll() is None:
+                consumer.kill()
+                consumer.wait()
+        self.assertEqual(consumer.returncode, 0, err)
+        lines = out.splitlines()
+        self.assertEqual([line.split(" ", 2)[1] for line in lines], ids)
+        for line, eid in zip(lines, ids):
+            key, message_id, event = line.split(" ", 2)
+            self.assertEqual(json.loads(event)["id"], eid)
+            self.assertEqual(json.loads(event)["type"], key)
 
 
 if __name__ == "__main__":
