@@ -626,34 +626,32 @@ def fake_build():
 
 
 def nginx_ceiling_conf(fcgi_runtime, runtime, port):
-    """The real stack's rendered nginx config (and the files it includes,
-    from the FastCGI ceiling's runtime dir), answering from nginx itself."""
+    """The real stack's rendered nginx config (nginx.conf and the site it
+    includes, from the FastCGI ceiling's runtime dir), answering from nginx
+    itself."""
     src = os.path.join(fcgi_runtime, "nginx")
     for sub in ("nginx", "logs"):
         os.makedirs(os.path.join(runtime, sub), exist_ok=True)
     for name in os.listdir(src):
         path = os.path.join(src, name)
-        if name in ("nginx.conf", "nginx.pid") or not os.path.isfile(path):
+        if name == "nginx.pid" or not os.path.isfile(path):
             continue
         with open(path) as f:
-            text = f.read()
+            text = f.read().replace(fcgi_runtime, runtime)
+        if name == "orders-site.conf":
+            text, n = re.subn(r"listen 127\.0\.0\.1:\d+;", "listen 127.0.0.1:%d;" % port, text)
+            if n != 1:
+                raise RuntimeError("nginx ceiling: no 'listen 127.0.0.1:PORT;' in the stack's site")
+            text, n = re.subn(r"\n([ \t]*)location / \{\n.*?\n\1\}",
+                              lambda m: "\n%(i)slocation / {\n%(i)s    return 200 '{\"status\":\"ok\"}';\n%(i)s}"
+                              % {"i": m.group(1)}, text, count=1, flags=re.S)
+            if n != 1:
+                raise RuntimeError("nginx ceiling: no 'location / { ... }' block in the stack's site")
         with open(os.path.join(runtime, "nginx", name), "w") as f:
-            f.write(text.replace(fcgi_runtime, runtime))
-    with open(os.path.join(src, "nginx.conf")) as f:
-        conf = f.read()
-    conf = conf.replace(fcgi_runtime, runtime)
-    conf, n = re.subn(r"listen 127\.0\.0\.1:\d+;", "listen 127.0.0.1:%d;" % port, conf)
-    if n != 1:
-        raise RuntimeError("nginx ceiling: no 'listen 127.0.0.1:PORT;' in the stack's nginx.conf")
-    conf, n = re.subn(r"\n([ \t]*)location / \{\n.*?\n\1\}",
-                      lambda m: "\n%(i)slocation / {\n%(i)s    return 200 '{\"status\":\"ok\"}';\n%(i)s}"
-                      % {"i": m.group(1)}, conf, count=1, flags=re.S)
-    if n != 1:
-        raise RuntimeError("nginx ceiling: no 'location / { ... }' block in the stack's nginx.conf")
-    path = os.path.join(runtime, "nginx", "nginx.conf")
-    with open(path, "w") as f:
-        f.write(conf)
-    return path
+            f.write(text)
+    if not os.path.isfile(os.path.join(runtime, "nginx", "orders-site.conf")):
+        raise RuntimeError("nginx ceiling: the stack rendered no orders-site.conf")
+    return os.path.join(runtime, "nginx", "nginx.conf")
 
 
 def ceilings(results):

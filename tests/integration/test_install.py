@@ -41,7 +41,7 @@ IS_ROOT = os.geteuid() == 0
 # machine: as root the test runs them as www-data instead.
 SERVICE_USER = "www-data"
 UNITS = ["orders-migrate.service", "orders-fcgi.service", "orders-publisher.service"]
-BINARIES = ["orders-fcgi", "orders-publisher", "orders-token"]
+BINARIES = ["orders-fcgi", "orders-publisher", "orders-token", "orders-nginx-site"]
 KEEP = os.environ.get("ORDERS_KEEP_TMP") is not None
 
 
@@ -518,11 +518,66 @@ class InstallLayout(unittest.TestCase):
                                    ("SystemCallFilter", "@system-service")]:
                 self.assertEqual(s.get(setting), [value], "%s: %s" % (unit, setting))
             self.assertEqual(unit_environment(s)["DATABASE_PATH"], "/var/lib/orders/orders.db")
+            # The token secret reaches the pool only, as a credential; no
+            # unit passes it through its environment.
+            self.assertEqual(s.get("UnsetEnvironment"), ["JWT_SECRET_KEY"], unit)
+            want = ["jwt-secret:" + os.path.join(d["sysconfdir"], "orders", "jwt-secret")] \
+                if unit == "orders-fcgi.service" else None
+            self.assertEqual(s.get("LoadCredential"), want, unit)
+        with open(os.path.join(self.inst.share, "default", "orders")) as f:
+            self.assertNotRegex(f.read(), r"(?m)^\s*JWT_SECRET_KEY=", "the settings file holds no secret")
         with open(os.path.join(self.inst.share, "systemd", "orders-fcgi.service")) as f:
             text = f.read()
         self.assertIn("Requires=orders-migrate.service", text)
         self.assertIn("RuntimeDirectory=orders", text)
         self.assertIn("-s /run/orders/orders.sock -M 0660", text)
+
+    def test_site_renderer_takes_the_services_timeout(self):
+        """orders-nginx-site renders the installed template, as the run
+        command does; the timeout comes from the service's settings file."""
+        inst = self.inst
+        tool = inst.bin("orders-nginx-site")
+        docs = os.path.join(inst.dirs["datadir"], "orders", "docs")
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("REQUEST_TIMEOUT", "UPSTREAM_KEEPALIVE", "WORKERS")}
+        # With the defaults it is the site meson installed: one template.
+        p = run([tool, "--settings", "/dev/null", "--docs", docs], env=env)
+        with open(os.path.join(inst.share, "nginx", "orders.conf"), "rb") as f:
+            self.assertEqual(p.stdout, f.read())
+        settings = os.path.join(inst.tmp, "orders.settings")
+        with open(settings, "w") as f:
+            f.write("# a host's /etc/default/orders\nREQUEST_TIMEOUT=7\nWORKERS=4\nUPSTREAM_KEEPALIVE=2\n")
+        text = run([tool, "--settings", settings], env=env).stdout.decode()
+        self.assertIn("fastcgi_read_timeout 7s;", text)
+        self.assertIn("fastcgi_send_timeout 7s;", text)
+        self.assertIn("keepalive 2;", text)
+        self.assertIn("alias %s/index.html;" % os.path.join(inst.share, "docs"), text)
+        self.assertNotRegex(text, r"@[A-Z_]+@")
+        for bad, name in (("REQUEST_TIMEOUT=30s", "REQUEST_TIMEOUT"),
+                          ("REQUEST_TIMEOUT=5\nWORKERS=2\nUPSTREAM_KEEPALIVE=2", "UPSTREAM_KEEPALIVE")):
+            with open(settings, "w") as f:
+                f.write(bad + "\n")
+            p = run([tool, "--settings", settings], env=env, check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertEqual(p.stdout, b"")
+            err = p.stderr.decode().strip()
+            self.assertEqual(len(err.splitlines()), 1, err)
+            self.assertIn(name, err)
+        # --output replaces the site only when the rendering succeeded.
+        site = os.path.join(inst.tmp, "sites-available-orders")
+        with open(site, "w") as f:
+            f.write("the site in service\n")
+        self.assertEqual(run([tool, "--settings", settings, "--output", site], env=env,
+                             check=False).returncode, 1)
+        with open(site) as f:
+            self.assertEqual(f.read(), "the site in service\n")
+        with open(settings, "w") as f:
+            f.write("REQUEST_TIMEOUT=9\n")
+        run([tool, "--settings", settings, "--output", site], env=env)
+        with open(site) as f:
+            self.assertIn("fastcgi_read_timeout 9s;", f.read())
+        self.assertEqual(os.stat(site).st_mode & 0o777, 0o644)
+        self.assertEqual([n for n in os.listdir(inst.tmp) if n.startswith("sites-available-orders.")], [])
 
     def verify_copies(self):
         """The units with their binaries' paths rewritten into the temporary
@@ -636,6 +691,22 @@ class InstallLayout(unittest.TestCase):
         try:
             def service_env(unit):
                 env = stack.env(unit_environment(units[unit]))
+                for name in units[unit].get("UnsetEnvironment", []):
+                    env.pop(name, None)
+                # LoadCredential=jwt-secret:...: systemd's copy of the file in
+                # a directory of the service's own, owned by its user.
+                for cred in units[unit].get("LoadCredential", []):
+                    name = cred.split(":", 1)[0]
+                    creds = os.path.join(stack.dir, "credentials", unit)
+                    os.makedirs(creds, exist_ok=True)
+                    with open(os.path.join(creds, name), "w") as f:
+                        f.write(stack.secret)
+                    os.chmod(os.path.join(creds, name), 0o400)
+                    if IS_ROOT:
+                        pw = pwd.getpwnam(SERVICE_USER)
+                        for path in (creds, os.path.join(creds, name)):
+                            os.chown(path, pw.pw_uid, pw.pw_gid)
+                    env["CREDENTIALS_DIRECTORY"] = creds
                 # The units' default pool size is twice the CPUs; bounded
                 # here whatever the machine.
                 if len(os.sched_getaffinity(0)) > 4:
@@ -661,9 +732,12 @@ class InstallLayout(unittest.TestCase):
                      "the pool's socket")
             st = os.stat(stack.socket)
             self.assertEqual(st.st_mode & 0o777, 0o660)
-            stack.start("publisher",
-                        unit_command(units["orders-publisher.service"]["ExecStart"][0]),
-                        service_env("orders-publisher.service"), as_service_user=True)
+            self.assertNotIn("JWT_SECRET_KEY", fcgi_env)  # the credential it is
+            publisher = stack.start("publisher",
+                                    unit_command(units["orders-publisher.service"]["ExecStart"][0]),
+                                    service_env("orders-publisher.service"), as_service_user=True)
+            with open("/proc/%d/environ" % publisher.pid, "rb") as f:
+                self.assertNotIn(b"JWT_SECRET_KEY=", f.read())
             conf = stack.nginx_conf()
             run(stack.nginx_args(conf) + ["-t", "-q"], timeout=30)
             stack.start("nginx", stack.nginx_args(conf) + ["-g", "daemon off;"], stack.env())
