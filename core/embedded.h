@@ -15,8 +15,7 @@ struct embedded_file {
 extern const unsigned char *const embedded_openapi;
 extern const size_t embedded_openapi_len;
 
-/* Migrations in the order they apply. */
-extern const struct embedded_file embedded_migrations[];
-extern const size_t embedded_migrations_count;
+/* Each engine's migrations are declared by its adapter
+ * (adapters/embedded_migrations.h). */
 
 #endif

@@ -154,12 +154,12 @@ void handler_db_span(struct app *app, const struct call *call,
     if (trace_random_hex(s.span_id, 8) != 0)
         return;
     memcpy(s.parent_span_id, call->trace.span_id, sizeof s.parent_span_id);
-    snprintf(s.name, sizeof s.name, "sqlite %s", operation);
+    snprintf(s.name, sizeof s.name, "%s %s", store_engine(app->store), operation);
     s.kind = SPAN_KIND_CLIENT;
     s.start_ns = start_ns;
     s.end_ns = clock_now_ns();
     s.error = status == STORE_BUSY || status == STORE_FULL || status == STORE_ERROR;
-    span_add_str(&s, "db.system", "sqlite");
+    span_add_str(&s, "db.system", store_engine(app->store));
     span_add_str(&s, "db.operation.name", operation);
     app->spans.emit(app->spans.ctx, &s);
 }

@@ -48,7 +48,7 @@ void handle_readyz(struct app *app, struct call *call, struct response *res)
         handler_problem(call, res, PROBLEM_UNAVAILABLE, "the database is not reachable");
         return;
     }
-    if (applied != store_schema_latest()) {
+    if (applied != store_schema_latest(app->store)) {
         (void)response_add_header(res, "Retry-After", "1");
         handler_problem(call, res, PROBLEM_UNAVAILABLE,
                         "the database schema is not at the expected version");

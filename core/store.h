@@ -1,11 +1,28 @@
 /*
- * store.h - all SQL of the service, behind one small interface.
+ * store.h - the store port: everything the workers and the publisher ask of
+ * the database, as one table of operations that each engine's adapter fills
+ * (adapters/store_sqlite.c, ...), in the manner of SQLite's sqlite3_vfs.
  *
- * One store per worker process: one SQLite connection in WAL mode with its
- * prepared statements, kept for the life of the process.  Every write is one
- * BEGIN IMMEDIATE transaction holding the order change and its outbox event,
- * so both or neither are committed, and concurrent writers queue on the
- * database lock (busy timeout) instead of failing half-way.
+ *     struct store_options opt = {.location = "var/orders.db", .create = true};
+ *     struct store *st;
+ *     if (store_open(&opt, &st, err, sizeof err) != STORE_OK) ...   (adapters/store_select.c)
+ *     store_migrate(st, err, sizeof err);
+ *     store_order_create(st, &order, &meta);
+ *     store_close(st);
+ *
+ * A store is one connection, used by one thread.  Its handle is opaque to
+ * core: every adapter's own struct begins with a struct store, whose ops
+ * say which engine it is.  core/ never sees a database driver; it knows the
+ * few outcomes below, into which each adapter classifies its errors.
+ *
+ * What every engine must hold (the contract's "Storage" section):
+ *   - a write and its outbox event commit together or not at all;
+ *   - a status change is conditional on the status read, so of two racing
+ *     writers (processes or hosts) exactly one wins;
+ *   - orders are listed by a sequence the store assigns at creation, newest
+ *     first, never by the clock;
+ *   - the outbox hands out events so that those of one order reach the
+ *     sink in commit order, none skipped.
  */
 #ifndef ORDERS_STORE_H
 #define ORDERS_STORE_H
@@ -17,36 +34,148 @@
 #include "order.h"
 
 enum store_status {
-    STORE_OK,
+    STORE_OK = 0,
     STORE_NOT_FOUND,
     STORE_CONFLICT, /* transition not allowed from the current status */
-    STORE_BUSY,     /* the database stayed locked past the busy timeout */
+    STORE_BUSY,     /* busy or unavailable (locked past the busy timeout,
+                     * server unreachable, schema not ready): retry later */
     STORE_FULL,     /* disk full or I/O error: nothing was written */
-    STORE_ERROR,
+    STORE_ERROR,    /* anything else: a bug or a corrupt database */
 };
 
 #define STORE_BUSY_TIMEOUT_MS 5000
 
+struct store_options {
+    const char *location;   /* a file path, or a URL the selection table knows */
+    bool synchronous_full;  /* DB_SYNCHRONOUS=full (engines that have the choice) */
+    int busy_timeout_ms;    /* how long a writer waits for a lock (or a
+                             * connection) before STORE_BUSY; 0: not at all */
+    bool create;            /* create the database when missing (the workers);
+                             * the publisher waits for them instead */
+    long long (*clock_ms)(void); /* the wall clock; NULL: clock_now_ms.  Tests
+                                  * inject one to make every write fall in
+                                  * one millisecond. */
+};
+
+/* ---- the outbox, as the publisher sees it ------------------------------ */
+
+struct outbox_event {
+    long long seq;
+    char *id;
+    char *type;
+    char *source;
+    char *subject;
+    char *time;
+    char *traceparent;        /* NULL when the request had none */
+    char *data;               /* JSON text */
+    long long attempts;       /* failed attempts so far */
+    long long next_attempt_at; /* 0: due now */
+};
+
+struct outbox_batch {
+    struct outbox_event *events;
+    int count;
+    long long next_due;       /* when empty: the earliest retry the engine
+                               * held back (ms), 0 when none */
+};
+
+/* What became of one event that was not delivered. */
+struct outbox_failure {
+    long long seq;
+    long long attempts;        /* including this one */
+    const char *error;
+    long long next_attempt_at; /* when not parked */
+    long long parked_at;       /* 0: not parked */
+};
+
+/* One transaction's worth of results. */
+struct outbox_commit {
+    const long long *delivered; /* seqs the sink acknowledged */
+    int delivered_count;
+    long long delivered_at;
+    const struct outbox_failure *failure; /* NULL when none */
+    const char *holder;        /* lease renewed in the same transaction */
+    long long lease_expires_at;
+};
+
+/* The outbox figures of GET /metrics (struct outbox_stats, metrics.h). */
+struct outbox_stats;
+
+/* ---- the port ----------------------------------------------------------- */
+
 struct store;
 
-/* Opens (creating if needed) the database at path.  Returns NULL with a
- * message in err. */
-struct store *store_open(const char *path, bool synchronous_full, char *err,
-                         size_t errlen);
+struct store_ops {
+    const char *engine; /* "sqlite", "postgresql": logs and db.system */
+
+    enum store_status (*open)(const struct store_options *opt, struct store **out,
+                              char *err, size_t errlen);
+    void (*close)(struct store *st);
+    /* The engine's text of the last error, for logs (never for clients,
+     * never with a credential). */
+    const char *(*last_error)(const struct store *st);
+
+    /* Applies the migrations not yet recorded, each exactly once even when
+     * many processes start at once. */
+    enum store_status (*migrate)(struct store *st, char *err, size_t errlen);
+    enum store_status (*schema_version)(struct store *st, int *applied);
+    int (*schema_latest)(void);
+
+    enum store_status (*order_create)(struct store *st, struct order *o,
+                                      const struct event_meta *meta);
+    enum store_status (*order_get)(struct store *st, const char *id, struct order *out);
+    enum store_status (*order_transition)(struct store *st, const char *id,
+                                          enum order_status to,
+                                          const struct event_meta *meta,
+                                          struct order *out, enum order_status *from);
+    enum store_status (*order_page)(struct store *st, const struct page_query *q,
+                                    struct order **items, size_t *count, long long *total);
+    enum store_status (*outbox_stats)(struct store *st, long long now_ms,
+                                      struct outbox_stats *out);
+
+    enum store_status (*outbox_fetch)(struct store *st, int limit, long long now_ms,
+                                      struct outbox_batch *batch);
+    enum store_status (*outbox_commit)(struct store *st, const struct outbox_commit *c,
+                                       bool *lease_kept);
+    enum store_status (*lease_peek)(struct store *st, char *holder, size_t holder_len,
+                                    long long *expires_at, bool *present);
+    enum store_status (*lease_acquire)(struct store *st, const char *holder, long long now,
+                                       long long expires_at, bool *acquired,
+                                       long long *other_expires_at);
+    enum store_status (*lease_renew)(struct store *st, const char *holder,
+                                     long long expires_at, bool *kept);
+    enum store_status (*lease_release)(struct store *st, const char *holder);
+    enum store_status (*outbox_prune)(struct store *st, long long cutoff, int limit,
+                                      int *deleted);
+
+    int (*change_fd)(struct store *st);
+    bool (*change_drain)(struct store *st);
+    enum store_status (*data_version)(struct store *st, long long *out);
+};
+
+/* Every adapter's handle begins with this. */
+struct store {
+    const struct store_ops *ops;
+};
+
+/* Picks the engine for opt->location from the selection table
+ * (adapters/store_select.c) and opens a connection.  STORE_NOT_FOUND: the
+ * database does not exist and opt->create is false; STORE_BUSY: not
+ * reachable now.  *out is NULL on failure. */
+enum store_status store_open(const struct store_options *opt, struct store **out,
+                             char *err, size_t errlen);
 void store_close(struct store *st);
+const char *store_engine(const struct store *st);
+const char *store_last_error(const struct store *st);
 
-/* How long a writer waits for the database lock before STORE_BUSY
- * (default STORE_BUSY_TIMEOUT_MS). */
-void store_set_busy_timeout(struct store *st, int ms);
-
-/* Applies the embedded migrations not yet recorded, each in its own
- * IMMEDIATE transaction, so that several workers starting at once apply
- * each exactly once and none sees half of one.  Then prepares statements. */
+/* Migrations: each in its own transaction under the engine's lock, so that
+ * several workers (on several hosts) starting at once apply each exactly
+ * once and none sees half of one. */
 enum store_status store_migrate(struct store *st, char *err, size_t errlen);
-
-/* The latest applied migration, and the latest this binary knows. */
+/* The latest applied migration, and the latest this binary knows for the
+ * store's engine.  The schema is ready when the two agree. */
 enum store_status store_schema_version(struct store *st, int *applied);
-int store_schema_latest(void);
+int store_schema_latest(const struct store *st);
 
 /* o has customer_id and items_json set; the store fills id, status and times,
  * and appends the order.created event in the same transaction. */
@@ -65,19 +194,64 @@ enum store_status store_order_transition(struct store *st, const char *id,
                                          struct order *out,
                                          enum order_status *from);
 
-/* A page, newest first.  *items is a malloc'ed array of *count orders (free
- * each with order_free, then the array). */
+/* A page in creation order (the store's sequence), newest first.  *items is
+ * a malloc'ed array of *count orders (free each with order_free, then the
+ * array).  total and the page come from one snapshot. */
 enum store_status store_order_page(struct store *st,
                                    const struct page_query *q,
                                    struct order **items, size_t *count,
                                    long long *total);
 
-/* The outbox figures of GET /metrics (struct outbox_stats, metrics.h). */
-struct outbox_stats;
+/* Every figure O(1) or read through an index: it runs on a request worker. */
 enum store_status store_outbox_stats(struct store *st, long long now_ms,
                                      struct outbox_stats *out);
 
-/* The text of the last SQLite error, for logs (never for clients). */
-const char *store_last_error(const struct store *st);
+/*
+ * The publisher's side.
+ *
+ * fetch: up to limit undelivered, unparked events, lowest seq first, such
+ * that delivering them in that order keeps every order's events in commit
+ * order.  An engine may hand out only the head event of each order and
+ * hold it (a claim) until the next commit or fetch, so that several
+ * publishers never send events of one order concurrently; it may leave out
+ * events whose retry is not due at now_ms (batch->next_due then says when).
+ * The batch's previous contents are freed first.
+ *
+ * commit: marks the acknowledged events delivered, records a failure and
+ * renews the lease, in one transaction.  lease_kept is false when another
+ * holder has taken the lease meanwhile (the deliveries are recorded anyway:
+ * they did happen).
+ *
+ * The lease: only its holder delivers, on engines that need one publisher
+ * at a time (SQLite); engines whose fetch claims grant it to everyone.
+ * acquire takes it when free, expired or already ours; when another live
+ * holder has it, *acquired is false and other_expires_at says until when.
+ *
+ * prune: deletes at most limit rows delivered before cutoff, in one short
+ * transaction.
+ *
+ * The change signal: change_fd is a descriptor that becomes readable when
+ * another connection may have committed an event (-1: none, poll instead);
+ * change_drain consumes what woke it and says whether it concerned this
+ * database; data_version changes whenever another connection committed.
+ */
+enum store_status store_outbox_fetch(struct store *st, int limit, long long now_ms,
+                                     struct outbox_batch *batch);
+void outbox_batch_free(struct outbox_batch *batch);
+enum store_status store_outbox_commit(struct store *st, const struct outbox_commit *c,
+                                      bool *lease_kept);
+enum store_status store_lease_peek(struct store *st, char *holder, size_t holder_len,
+                                   long long *expires_at, bool *present);
+enum store_status store_lease_acquire(struct store *st, const char *holder, long long now,
+                                      long long expires_at, bool *acquired,
+                                      long long *other_expires_at);
+enum store_status store_lease_renew(struct store *st, const char *holder,
+                                    long long expires_at, bool *kept);
+enum store_status store_lease_release(struct store *st, const char *holder);
+enum store_status store_outbox_prune(struct store *st, long long cutoff, int limit,
+                                     int *deleted);
+int store_change_fd(struct store *st);
+bool store_change_drain(struct store *st);
+enum store_status store_data_version(struct store *st, long long *out);
 
 #endif

@@ -74,13 +74,15 @@ static int worker_install_signals(void)
 static struct store *open_migrated_store(const struct config *cfg)
 {
     char err[512];
-    struct store *st = store_open(cfg->database_path, cfg->synchronous_full, err,
-                                  sizeof err);
-    if (st == NULL) {
+    const struct store_options opt = {.location = cfg->database_path,
+                                      .synchronous_full = cfg->synchronous_full,
+                                      .busy_timeout_ms = cfg->busy_timeout_ms,
+                                      .create = true};
+    struct store *st = NULL;
+    if (store_open(&opt, &st, err, sizeof err) != STORE_OK) {
         fprintf(stderr, "orders-fcgi: cannot open database %s\n", err);
         return NULL;
     }
-    store_set_busy_timeout(st, cfg->busy_timeout_ms);
     if (store_migrate(st, err, sizeof err) != STORE_OK) {
         fprintf(stderr, "orders-fcgi: %s\n", err);
         store_close(st);
@@ -100,7 +102,7 @@ static int worker_main(const struct worker_args *wa)
     if (worker_install_signals() != 0 || privileges_drop("orders-fcgi") != 0)
         return 1;
     /* A writer waiting for another's transaction polls the lock every 50 us
-     * (core/store.c); the kernel's default 50 us timer slack would double
+     * (adapters/store_sqlite.c); the kernel's default 50 us timer slack would double
      * each of those naps.  Best effort: without it the wait is only longer. */
     prctl(PR_SET_TIMERSLACK, 5000UL, 0UL, 0UL, 0UL);
     struct store *st = open_migrated_store(wa->cfg);

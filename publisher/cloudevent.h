@@ -14,7 +14,7 @@
 
 #include <stddef.h>
 
-#include "outbox.h"
+#include "store.h"
 
 enum cloudevent_status { CLOUDEVENT_OK, CLOUDEVENT_INVALID, CLOUDEVENT_NOMEM };
 

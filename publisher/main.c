@@ -1,6 +1,7 @@
 /*
  * orders-publisher - delivers the Orders Service's events (the transactional
- * outbox, migrations/002_events.sql) to EVENT_SINK as CloudEvents 1.0.
+ * outbox, through the store port core/store.h) to EVENT_SINK as
+ * CloudEvents 1.0.
  *
  * Usage: orders-publisher [--once | --check-config] [--help] [--version]
  *
@@ -28,7 +29,7 @@
  *                                          blocks a standby; at least
  *                                          PUBLISHER_HTTP_TIMEOUT_MS + 1000
  *   PUBLISHER_POLL_MS           1000       longest sleep: the fallback poll
- *                                          when inotify is unavailable
+ *                                          without a change signal
  *   PUBLISHER_HTTP_TIMEOUT_MS   5000       a whole POST
  *   PUBLISHER_CONNECT_TIMEOUT_MS 2000      connecting to the sink
  *   WORKER_USER                 www-data   the account it runs as when
@@ -47,11 +48,11 @@
 
 #include "config.h"
 #include "log.h"
-#include "outbox.h"
 #include "privileges.h"
 #include "relay.h"
 #include "secret.h"
 #include "sinks.h"
+#include "store.h"
 #include "wake.h"
 
 #ifndef ORDERS_VERSION
@@ -114,21 +115,53 @@ static void main_fatal(const char *message, const char *error)
     log_emit(log_process(), LOG_ERROR, NULL, message, f, LOG_COUNT(f));
 }
 
+/* Opens the store and checks that the workers have migrated it to the
+ * schema this binary knows.  STORE_BUSY or STORE_NOT_FOUND: not yet. */
+static enum store_status main_try_store(const struct publisher_config *cfg, struct store **st,
+                                        char *err, size_t errlen)
+{
+    const struct store_options opt = {.location = cfg->database_path,
+                                      .synchronous_full = cfg->synchronous_full,
+                                      .busy_timeout_ms = STORE_BUSY_TIMEOUT_MS};
+    int applied = 0;
+    enum store_status s = store_open(&opt, st, err, errlen);
+
+    if (s != STORE_OK)
+        return s;
+    s = store_schema_version(*st, &applied);
+    if (s == STORE_OK && applied < store_schema_latest(*st)) {
+        snprintf(err, errlen, "the schema is at version %d, this publisher needs %d", applied,
+                 store_schema_latest(*st));
+        s = STORE_BUSY;
+    } else if (s != STORE_OK) {
+        snprintf(err, errlen, "reading the schema version: %s", store_last_error(*st));
+    }
+    if (s != STORE_OK) {
+        store_close(*st);
+        *st = NULL;
+    }
+    return s;
+}
+
 /* The workers create and migrate the database; a publisher started beside
- * them waits instead of failing.  --once is for batch use, where waiting
- * for something that may never come is worse than saying so.
- * Returns 0 when open, 1 when asked to stop while waiting, -1 on error. */
-static int main_open_outbox(const struct publisher_config *cfg, struct wake *w, bool once, struct outbox **ob)
+ * them waits instead of failing, looking again every MAIN_WAIT_MS (it
+ * cannot watch a database that does not exist yet).  --once is for batch
+ * use, where waiting for something that may never come is worse than
+ * saying so.  Returns 0 when open, 1 when asked to stop while waiting, -1
+ * on error. */
+#define MAIN_WAIT_MS 100
+
+static int main_open_store(const struct publisher_config *cfg, struct wake *w, bool once,
+                           struct store **st)
 {
     char err[512];
     bool told = false;
 
     for (;;) {
-        enum outbox_status st = outbox_open(ob, cfg->database_path, cfg->synchronous_full,
-                                            err, sizeof(err));
-        if (st == OUTBOX_OK)
+        enum store_status s = main_try_store(cfg, st, err, sizeof(err));
+        if (s == STORE_OK)
             return 0;
-        if (st == OUTBOX_ERROR || once) {
+        if ((s != STORE_BUSY && s != STORE_NOT_FOUND) || once) {
             main_fatal("cannot open the database", err);
             return -1;
         }
@@ -138,19 +171,19 @@ static int main_open_outbox(const struct publisher_config *cfg, struct wake *w, 
                      "waiting for the workers to create the database", f, LOG_COUNT(f));
             told = true;
         }
-        (void)wake_watch(w, cfg->database_path); /* the directory may exist by now */
-        if (wake_wait(w, cfg->poll_ms) == WAKE_STOP)
+        if (wake_wait(w, cfg->poll_ms < MAIN_WAIT_MS ? cfg->poll_ms : MAIN_WAIT_MS) == WAKE_STOP)
             return 1;
     }
 }
 
 static void main_log_start(const struct publisher_config *cfg, const struct sink *sink, bool once,
-                           bool watching)
+                           const struct store *st, bool watching)
 {
     struct log_field f[] = {
         LOG_STR("version", ORDERS_VERSION), LOG_STR("database", cfg->database_path),
+        LOG_STR("engine", store_engine(st)),
         LOG_STR("sink", sink_describe(sink)), LOG_STR("transport", sink_name(sink)), LOG_STR("mode", once ? "once" : "daemon"),
-        LOG_STR("wake", watching ? "inotify" : "poll"), LOG_INT("batch", cfg->batch),
+        LOG_STR("wake", watching ? "change signal" : "poll"), LOG_INT("batch", cfg->batch),
         LOG_INT("max_attempts", cfg->max_attempts)};
     log_emit(log_process(), LOG_INFO, NULL, "publisher started", f, LOG_COUNT(f));
 }
@@ -161,7 +194,7 @@ static int main_run(const struct publisher_config *cfg, struct wake *w, bool onc
                                      .timeout_ms = cfg->http_timeout_ms,
                                      .user_agent = "orders-publisher/" ORDERS_VERSION};
     struct sink *sink = NULL;
-    struct outbox *ob = NULL;
+    struct store *st = NULL;
     char err[512];
     int code, rc;
 
@@ -169,17 +202,19 @@ static int main_run(const struct publisher_config *cfg, struct wake *w, bool onc
         main_fatal("cannot open EVENT_SINK", err);
         return 1;
     }
-    rc = main_open_outbox(cfg, w, once, &ob);
+    rc = main_open_store(cfg, w, once, &st);
     if (rc != 0) {
         sink_close(sink);
         return rc < 0 ? 1 : 0;
     }
-    if (wake_watch(w, cfg->database_path) != 0)
+    wake_watch(w, st);
+    if (!wake_watching(w))
         log_emit(log_process(), LOG_WARN, NULL,
-                 "inotify unavailable: polling the database every PUBLISHER_POLL_MS", NULL, 0);
-    main_log_start(cfg, sink, once, wake_watching(w));
-    code = (int)relay_run(cfg, ob, sink, w, once);
-    outbox_close(ob);
+                 "no change signal: polling the database every PUBLISHER_POLL_MS", NULL, 0);
+    main_log_start(cfg, sink, once, st, wake_watching(w));
+    code = (int)relay_run(cfg, st, sink, w, once);
+    wake_watch(w, NULL);
+    store_close(st);
     sink_close(sink);
     return code;
 }

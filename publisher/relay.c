@@ -1,10 +1,12 @@
 /*
  * relay.c - delivering the outbox.
  *
- * Order.  Events are fetched lowest seq first (seq is the commit order) and
- * sent one after another; a batch stops at the first event the sink does
- * not acknowledge, and nothing after it is sent until it has been.  So the
- * sink sees commit order, except around an event given up on (parking).
+ * Order.  Events are fetched from the store lowest seq first, in a way
+ * that keeps each order's events in commit order (store_outbox_fetch,
+ * core/store.h), and sent one after another; a batch stops at the first
+ * event the sink does not acknowledge, and nothing after it is sent until
+ * it has been.  So the sink sees each order's events in commit order,
+ * except around an event given up on (parking).
  *
  * Acknowledgement.  An event is marked delivered only after the sink
  * acknowledged it (core/sink.h: HTTP 2xx; for files, the batch's fsync), in one
@@ -31,8 +33,9 @@
  * does not prune them) for an operator to inspect and, by clearing
  * parked_at, to send again.
  *
- * Lease.  Only the holder of the publisher_lease row delivers.  It is taken
- * with BEGIN IMMEDIATE when free, expired or already ours, for
+ * Lease.  Only the holder of the store's publisher lease delivers (engines
+ * whose fetch claims events grant it to every publisher).  It is taken in
+ * one write transaction when free, expired or already ours, for
  * PUBLISHER_LEASE_MS (10 s), renewed every second and in every batch's
  * commit, and deleted on a clean exit so a standby takes over at once.  A
  * standby looks at the row (a plain read, no write lock) each time the
@@ -47,10 +50,11 @@
  * other processes compare them; every sleep is capped at PUBLISHER_POLL_MS,
  * so a clock step cannot make the loop oversleep.
  *
- * Wake-ups.  Idle, the loop sleeps on inotify (wake.c) and re-reads the
- * events only when PRAGMA data_version says another connection committed.
- * A WAL commit becomes visible only after its fsync, which comes after the
- * write inotify reports; so after a change notice that is not visible yet,
+ * Wake-ups.  Idle, the loop sleeps on the store's change signal (wake.c)
+ * and re-reads the events only when store_data_version says another
+ * connection committed.  On SQLite a WAL commit becomes visible only after
+ * its fsync, which comes after the write inotify reports; so after a
+ * change notice that is not visible yet,
  * data_version is re-read 1, 2, then every 4 ms, for up to 250 ms.  The
  * publisher's own commits would trigger that too, so their notices are
  * dropped right after each of them (wake_discard).
@@ -80,7 +84,7 @@
 
 struct relay {
     const struct publisher_config *cfg;
-    struct outbox *ob;
+    struct store *st;
     struct sink *sink;
     struct wake *wake;
     bool once;
@@ -129,7 +133,7 @@ static void relay_make_holder(char *out, size_t len)
 
 static void relay_db_error(struct relay *r, const char *what)
 {
-    struct log_field f[] = {LOG_STR("operation", what), LOG_STR("error", outbox_errmsg(r->ob))};
+    struct log_field f[] = {LOG_STR("operation", what), LOG_STR("error", store_last_error(r->st))};
     log_emit(log_process(), LOG_ERROR, NULL, "database error", f, LOG_COUNT(f));
 }
 
@@ -157,7 +161,7 @@ static bool relay_lease_renew(struct relay *r, long long now)
     bool kept = false;
     long long expires = now + r->cfg->lease_ms;
 
-    if (outbox_lease_renew(r->ob, r->holder, expires, &kept) != 0) {
+    if (store_lease_renew(r->st, r->holder, expires, &kept) != 0) {
         relay_db_error(r, "renewing the lease");
         if (r->lease_expires - now < RELAY_LEASE_MARGIN_MS)
             relay_lease_lost(r, "could not renew in time");
@@ -199,13 +203,13 @@ static int relay_lease_try(struct relay *r, long long now, char *other, size_t o
     long long expires = 0;
     bool present = false, acquired = false;
 
-    if (outbox_lease_peek(r->ob, other, other_len, &expires, &present) != 0)
+    if (store_lease_peek(r->st, other, other_len, &expires, &present) != 0)
         return -1;
     if (present && strcmp(other, r->holder) != 0 && expires > now) {
         *other_expires = expires;
         return 0;
     }
-    if (outbox_lease_acquire(r->ob, r->holder, now, now + r->cfg->lease_ms, &acquired, other_expires) != 0)
+    if (store_lease_acquire(r->st, r->holder, now, now + r->cfg->lease_ms, &acquired, other_expires) != 0)
         return -1;
     if (acquired)
         relay_lease_won(r, now, present ? other : "", present && strcmp(other, r->holder) != 0);
@@ -270,7 +274,7 @@ static void relay_lease_release(struct relay *r)
     if (!r->leased)
         return;
     r->leased = false;
-    if (outbox_lease_release(r->ob, r->holder) != 0) {
+    if (store_lease_release(r->st, r->holder) != 0) {
         relay_db_error(r, "releasing the lease"); /* it expires by itself */
         return;
     }
@@ -294,7 +298,7 @@ static void relay_prune(struct relay *r)
     for (int i = 0; i < RELAY_PRUNE_MAX_CHUNKS && deleted == RELAY_PRUNE_CHUNK; i++) {
         if (wake_stop_requested(r->wake))
             break;
-        if (outbox_prune(r->ob, now - r->cfg->retention_ms, RELAY_PRUNE_CHUNK, &deleted) != 0) {
+        if (store_outbox_prune(r->st, now - r->cfg->retention_ms, RELAY_PRUNE_CHUNK, &deleted) != 0) {
             relay_db_error(r, "pruning delivered events");
             return;
         }
@@ -384,7 +388,7 @@ static enum relay_step relay_record(struct relay *r, int acked, int failed,
         relay_failure_for(r, &r->batch.events[failed], res, now, &f);
         c.failure = &f;
     }
-    if (outbox_commit(r->ob, &c, &kept) != 0) {
+    if (store_outbox_commit(r->st, &c, &kept) != 0) {
         relay_db_error(r, "recording deliveries"); /* they will be sent again */
         return STEP_ERROR;
     }
@@ -506,8 +510,8 @@ static enum relay_step relay_step(struct relay *r)
 {
     long long version;
 
-    if (outbox_data_version(r->ob, &version) != 0 ||
-        outbox_fetch(r->ob, r->cfg->batch, &r->batch) != 0) {
+    if (store_data_version(r->st, &version) != 0 ||
+        store_outbox_fetch(r->st, r->cfg->batch, clock_now_ms(), &r->batch) != 0) {
         relay_db_error(r, "reading events");
         return STEP_ERROR;
     }
@@ -516,7 +520,7 @@ static enum relay_step relay_step(struct relay *r)
     if (r->batch.count == 0 || r->batch.events[0].next_attempt_at > clock_now_ms()) {
         r->quiet = true;
         r->quiet_version = version;
-        r->due_at = r->batch.count == 0 ? 0 : r->batch.events[0].next_attempt_at;
+        r->due_at = r->batch.count == 0 ? r->batch.next_due : r->batch.events[0].next_attempt_at;
         return STEP_IDLE;
     }
     return relay_deliver(r);
@@ -561,7 +565,7 @@ static void relay_idle(struct relay *r)
     r->check_now = false;
     if (why == WAKE_STOP)
         return;
-    if (outbox_data_version(r->ob, &version) != 0) {
+    if (store_data_version(r->st, &version) != 0) {
         relay_db_error(r, "reading data_version");
         r->quiet = false; /* let the fetch report or recover */
         return;
@@ -626,10 +630,10 @@ static int relay_loop(struct relay *r)
     return RELAY_EXIT_OK;
 }
 
-enum relay_exit relay_run(const struct publisher_config *cfg, struct outbox *ob, struct sink *sink,
+enum relay_exit relay_run(const struct publisher_config *cfg, struct store *st, struct sink *sink,
                           struct wake *w, bool once)
 {
-    struct relay r = {.cfg = cfg, .ob = ob, .sink = sink, .wake = w, .once = once};
+    struct relay r = {.cfg = cfg, .st = st, .sink = sink, .wake = w, .once = once};
     int code;
 
     r.acked = calloc((size_t)cfg->batch, sizeof(*r.acked));

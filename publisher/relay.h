@@ -9,8 +9,8 @@
 
 #include <stdbool.h>
 
-#include "outbox.h"
 #include "config.h"
+#include "store.h"
 #include "sink.h"
 #include "wake.h"
 
@@ -23,8 +23,8 @@ enum relay_exit {
 
 /* Runs until SIGTERM/SIGINT (always finishing and recording the send in
  * flight, then releasing the lease) or, with once, until nothing is left
- * to deliver.  The caller keeps ownership of ob, sink and w. */
-enum relay_exit relay_run(const struct publisher_config *cfg, struct outbox *ob, struct sink *sink,
+ * to deliver.  The caller keeps ownership of st, sink and w. */
+enum relay_exit relay_run(const struct publisher_config *cfg, struct store *st, struct sink *sink,
                           struct wake *w, bool once);
 
 #endif

@@ -2,14 +2,13 @@
  * wake.h - sleeping until there may be work: a commit by a worker, a
  * timeout, or SIGTERM/SIGINT.
  *
- * A commit is noticed through inotify on the database's directory: in WAL
- * mode every commit appends to DATABASE_PATH-wal.  inotify only says the
- * files were touched, not that a commit is visible, so callers confirm with
- * PRAGMA data_version.  Without inotify (another file system, no watches
- * left) wake_wait simply times out, and callers poll.
+ * A commit is noticed through the store's change signal (core/store.h:
+ * inotify on SQLite's files, LISTEN on PostgreSQL).  The signal only says
+ * something may have changed, so callers confirm with store_data_version.
+ * Without a signal wake_wait simply times out, and callers poll.
  *
  *     wake_open(&w, err, sizeof err);   first thing in main, before threads
- *     wake_watch(w, db_path);
+ *     wake_watch(w, store);
  *     switch (wake_wait(w, 1000)) { case WAKE_STOP: ... }
  */
 #ifndef ORDERS_PUBLISHER_WAKE_H
@@ -17,6 +16,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "store.h"
 
 struct wake;
 
@@ -29,18 +30,18 @@ enum wake_reason { WAKE_TIMEOUT, WAKE_CHANGE, WAKE_STOP };
 int wake_open(struct wake **out, char *err, size_t errlen);
 void wake_close(struct wake *w);
 
-/* Watches the directory of db_path.  -1 when inotify is not available; the
- * caller then relies on timeouts alone. */
-int wake_watch(struct wake *w, const char *db_path);
+/* Wakes on st's change signal from now on (NULL: no longer).  The caller
+ * keeps st open while it is watched. */
+void wake_watch(struct wake *w, struct store *st);
+/* Whether the watched store has a change signal (else: timeouts alone). */
 bool wake_watching(const struct wake *w);
 
-/* Waits up to timeout_ms for a change to the database files or a stop
- * signal.  Changes to other files in the directory do not wake. */
+/* Waits up to timeout_ms for a change signal of the store or a stop
+ * signal.  Signals the store finds irrelevant do not wake. */
 enum wake_reason wake_wait(struct wake *w, long long timeout_ms);
 
 /* Drops queued change notices.  For right after this process's own commit:
- * they are about that commit (SQLite has one writer at a time, so no other
- * commit can be half-visible then).  The caller should still compare
+ * they are about that commit.  The caller should still compare
  * data_version, since a commit finished just before ours is not announced
  * again. */
 void wake_discard(struct wake *w);

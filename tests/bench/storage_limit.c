@@ -4,7 +4,7 @@
  *
  *     BEGIN IMMEDIATE; INSERT INTO orders ...; INSERT INTO events ...; COMMIT
  *
- * with the service's SQLite settings (core/store.c: WAL, synchronous FULL or
+ * with the service's SQLite settings (adapters/store_sqlite.c: WAL, synchronous FULL or
  * NORMAL from DB_SYNCHRONOUS, foreign_keys, busy_timeout; statements
  * prepared once) in a loop for N seconds.  Rows have the shape and size of
  * the service's own (UUIDv7 ids, the order JSON as event data), and the

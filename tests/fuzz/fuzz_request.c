@@ -129,8 +129,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     cfg.log_level = LOG_DEBUG; /* every log line is rendered: fuzzed too */
 
     char err[256];
-    store = store_open(db_path, cfg.synchronous_full, err, sizeof err);
-    if (store == NULL)
+    const struct store_options opt = {.location = db_path,
+                                      .synchronous_full = cfg.synchronous_full,
+                                      .busy_timeout_ms = STORE_BUSY_TIMEOUT_MS,
+                                      .create = true};
+    if (store_open(&opt, &store, err, sizeof err) != STORE_OK)
         die("store_open", err);
     if (store_migrate(store, err, sizeof err) != STORE_OK)
         die("store_migrate", err);

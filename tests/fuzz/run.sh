@@ -51,28 +51,31 @@ fi
 version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$root/meson.build" | head -n 1)
 cflags=(-g -O1 -std=c17 -D_GNU_SOURCE "-DORDERS_VERSION=\"$version\""
         -Wall -Wextra -Werror -fno-omit-frame-pointer
-        -fno-sanitize-recover=undefined -I "$root/core" -I "$root/common")
+        -fno-sanitize-recover=undefined -I "$root/core" -I "$root/common" -I "$root/adapters")
 read -r -a libs <<<"$(pkg-config --libs libcjson libjwt sqlite3 libcrypto)"
 read -r -a incs <<<"$(pkg-config --cflags libcjson libjwt sqlite3 libcrypto)"
 cflags+=("${incs[@]}")
 
-# The documents and migrations compiled in, exactly as core/meson.build
-# generates them.
+# The documents and migrations compiled in, exactly as core/meson.build and
+# adapters/meson.build generate them.
 mkdir -p "$work/gen" "$work/obj" "$work/bin"
 "$cc" -O1 -o "$work/gen/embed" "$root/tools/embed.c"
 "$work/gen/embed" blob "$work/gen/embedded_openapi.c" embedded_openapi "$root/openapi.json"
 mapfile -t migrations < <(printf '%s\n' "$root"/migrations/*.sql | LC_ALL=C sort)
-"$work/gen/embed" list "$work/gen/embedded_migrations.c" embedded_migrations "${migrations[@]}"
+"$work/gen/embed" list "$work/gen/embedded_sqlite_migrations.c" embedded_sqlite_migrations "${migrations[@]}"
 
-# core/ and the common/ plumbing it uses, as the real build lists them,
-# instrumented once into an archive; each target links only the objects it
-# needs from it.
+# core/, the common/ plumbing it uses and the store adapters, as the real
+# build lists them, instrumented once into an archive; each target links
+# only the objects it needs from it.
 mapfile -t core_sources < <(sed -n '/^core_sources *= *files(/,/)/p' "$root/core/meson.build" |
     grep -o "'[^']*\.c'" | tr -d "'" | sed "s|^|$root/core/|")
 mapfile -t -O "${#core_sources[@]}" core_sources < <(
     sed -n '/^common_lib *= *static_library(/,/)/p' "$root/common/meson.build" |
     grep -o "'[^']*\.c'" | tr -d "'" | sed "s|^|$root/common/|")
-core_sources+=("$work/gen/embedded_openapi.c" "$work/gen/embedded_migrations.c")
+mapfile -t -O "${#core_sources[@]}" core_sources < <(
+    sed -n '/^adapters_sources *= *files(/,/)/p' "$root/adapters/meson.build" |
+    grep -o "'[^']*\.c'" | tr -d "'" | sed "s|^|$root/adapters/|")
+core_sources+=("$work/gen/embedded_openapi.c" "$work/gen/embedded_sqlite_migrations.c")
 echo "fuzz: building ${#core_sources[@]} core sources and ${#targets[@]} targets with $("$cc" --version | head -n 1)"
 export cc work
 printf '%s\n' "${core_sources[@]}" |

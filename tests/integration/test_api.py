@@ -565,11 +565,13 @@ class Listing(ApiCase):
         self.assertEqual([o["id"] for o in page["items"]], newest_first)
         self.assertEqual(page["items"][-1]["status"], "paid")
 
-    def test_ties_broken_by_id(self):
+    def test_same_millisecond_in_creation_order(self):
         # Two orders created in the same millisecond cannot be forced over
         # HTTP, so these rows are written straight into the database: same
-        # created_at, ids not in insertion order.  Far in the future, so they
-        # lead the list.  (Runs after test_listing: unittest sorts by name.)
+        # created_at, ids deliberately not in insertion order.  The list
+        # follows the order they were made (the store's sequence), not the
+        # clock and not the id.  (Runs after test_listing: unittest sorts by
+        # name.)
         ms = 4102444800000  # 2100-01-01T00:00:00.000Z
         ids = ["01900000-0000-7000-8000-00000000000b", "01900000-0000-7000-8000-00000000000f",
                "01900000-0000-7000-8000-00000000000a"]
@@ -579,8 +581,13 @@ class Listing(ApiCase):
                            " updated_at) VALUES (?, 'tie', '[\"i\"]', 'pending', ?, ?)",
                            (oid, ms, ms))
         page = self.page("?limit=3")
-        self.assertEqual([o["id"] for o in page["items"]], sorted(ids, reverse=True))
+        self.assertEqual([o["id"] for o in page["items"]], list(reversed(ids)))
         self.assertEqual(page["items"][0]["createdAt"], "2100-01-01T00:00:00.000Z")
+        # An order made through the API afterwards leads the list, though
+        # its created_at is earlier: creation order, not the clock.
+        newer = created(self, self.stack, {"customerId": "after", "items": ["i"]})
+        page = self.page("?limit=4")
+        self.assertEqual([o["id"] for o in page["items"]], [newer["id"]] + list(reversed(ids)))
         with self.stack.db() as db:
             self.assertEqual(page["total"], db.execute("SELECT count(*) FROM orders").fetchone()[0])
 

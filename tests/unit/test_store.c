@@ -17,8 +17,10 @@
 #include <string.h>
 
 #include "clock.h"
-#include "embedded.h"
+#include "embedded_migrations.h"
+#include "metrics.h"
 #include "store.h"
+#include "store_sqlite.h"
 #include "testdir.h"
 
 static char tmpdir[4096];
@@ -40,14 +42,29 @@ static void base_teardown(void)
     testdir_remove();
 }
 
+/* A store on path through the port's selection table, as the binaries
+ * open it; clock NULL is the real one. */
+static struct store *open_store(const char *path, int busy_ms, long long (*clock)(void),
+                                char *err, size_t errlen)
+{
+    const struct store_options opt = {.location = path, .synchronous_full = true,
+                                      .busy_timeout_ms = busy_ms, .create = true,
+                                      .clock_ms = clock};
+    struct store *out = NULL;
+    enum store_status s = store_open(&opt, &out, err, errlen);
+    ck_assert(s == STORE_OK ? out != NULL : out == NULL);
+    return out;
+}
+
 static void setup(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "%s/test-XXXXXX", testdir_path());
     ck_assert_msg(mkdtemp(tmpdir) != NULL, "mkdtemp: %s", strerror(errno));
     snprintf(dbpath, sizeof dbpath, "%s/orders.db", tmpdir);
     char err[256] = "";
-    st = store_open(dbpath, true, err, sizeof err);
+    st = open_store(dbpath, STORE_BUSY_TIMEOUT_MS, NULL, err, sizeof err);
     ck_assert_msg(st != NULL, "store_open: %s", err);
+    ck_assert_str_eq(store_engine(st), "sqlite");
     ck_assert_msg(store_migrate(st, err, sizeof err) == STORE_OK, "migrate: %s", err);
 }
 
@@ -164,7 +181,7 @@ START_TEST(test_open_fails_cleanly)
 {
     char path[4300], err[256] = "";
     snprintf(path, sizeof path, "%s/no/such/dir/orders.db", tmpdir);
-    struct store *bad = store_open(path, true, err, sizeof err);
+    struct store *bad = open_store(path, 0, NULL, err, sizeof err);
     ck_assert_ptr_null(bad);
     ck_assert_msg(strstr(err, path) != NULL, "error does not name the path: %s", err);
 }
@@ -174,11 +191,11 @@ START_TEST(test_schema_version_latest)
 {
     int applied = -1;
     ck_assert_int_eq(store_schema_version(st, &applied), STORE_OK);
-    ck_assert_int_eq(applied, store_schema_latest());
-    ck_assert_int_ge(store_schema_latest(), 2);
-    ck_assert_int_eq(store_schema_latest(),
-                     atoi(embedded_migrations[embedded_migrations_count - 1].name));
-    ck_assert_int_eq(count_rows("schema_migrations"), (long long)embedded_migrations_count);
+    ck_assert_int_eq(applied, store_schema_latest(st));
+    ck_assert_int_ge(store_schema_latest(st), 4);
+    ck_assert_int_eq(store_schema_latest(st),
+                     atoi(embedded_sqlite_migrations[embedded_sqlite_migrations_count - 1].name));
+    ck_assert_int_eq(count_rows("schema_migrations"), (long long)embedded_sqlite_migrations_count);
 }
 END_TEST
 
@@ -186,11 +203,14 @@ START_TEST(test_schema_version_unmigrated)
 {
     char path[4300], err[256];
     snprintf(path, sizeof path, "%s/fresh.db", tmpdir);
-    struct store *fresh = store_open(path, false, err, sizeof err);
+    struct store *fresh = open_store(path, 0, NULL, err, sizeof err);
     ck_assert_ptr_nonnull(fresh);
     int applied = 42;
-    ck_assert_int_ne(store_schema_version(fresh, &applied), STORE_OK);
+    /* Not an error: version 0, which /readyz and the publisher tell from
+     * the latest. */
+    ck_assert_int_eq(store_schema_version(fresh, &applied), STORE_OK);
     ck_assert_int_eq(applied, 0);
+    ck_assert_int_ne(applied, store_schema_latest(fresh));
     store_close(fresh);
 }
 END_TEST
@@ -203,7 +223,7 @@ START_TEST(test_migrate_twice_is_idempotent)
     char err[256];
     ck_assert_msg(store_migrate(st, err, sizeof err) == STORE_OK, "%s", err);
     ck_assert_msg(store_migrate(st, err, sizeof err) == STORE_OK, "%s", err);
-    ck_assert_int_eq(count_rows("schema_migrations"), (long long)embedded_migrations_count);
+    ck_assert_int_eq(count_rows("schema_migrations"), (long long)embedded_sqlite_migrations_count);
     /* Nothing re-run: the counter row is not re-seeded, data is intact. */
     ck_assert_int_eq(count_rows("order_count"), 1);
     ck_assert_int_eq(count_rows("orders"), 1);
@@ -219,7 +239,7 @@ START_TEST(test_migrate_twice_is_idempotent)
     free(items);
     int applied;
     ck_assert_int_eq(store_schema_version(st, &applied), STORE_OK);
-    ck_assert_int_eq(applied, store_schema_latest());
+    ck_assert_int_eq(applied, store_schema_latest(st));
 }
 END_TEST
 
@@ -513,25 +533,25 @@ START_TEST(test_page_empty)
 }
 END_TEST
 
-START_TEST(test_page_newest_first_with_ties)
+START_TEST(test_page_follows_the_sequence)
 {
-    /* Rows with chosen times and ids, so the tie-break is deterministic:
-     * created_at DESC, then id DESC. */
+    /* Rows whose creation sequence disagrees with their times and ids: the
+     * page follows the sequence alone, newest (highest) first. */
     sqlite3 *db = raw_open();
     raw_exec(db,
-             "INSERT INTO orders (id, customer_id, items, status, created_at, updated_at) VALUES"
-             " ('00000000-0000-7000-8000-00000000000a', 'c', '[\"a\"]', 'pending', 1000, 1000),"
-             " ('00000000-0000-7000-8000-00000000000c', 'c', '[\"a\"]', 'paid',    2000, 2000),"
-             " ('00000000-0000-7000-8000-00000000000b', 'c', '[\"a\"]', 'pending', 2000, 2000),"
-             " ('00000000-0000-7000-8000-00000000000d', 'c', '[\"a\"]', 'pending', 2000, 2500),"
-             " ('00000000-0000-7000-8000-000000000001', 'c', '[\"a\"]', 'shipped', 3000, 3000)");
+             "INSERT INTO orders (seq, id, customer_id, items, status, created_at, updated_at) VALUES"
+             " (1, '00000000-0000-7000-8000-00000000000a', 'c', '[\"a\"]', 'pending', 3000, 3000),"
+             " (2, '00000000-0000-7000-8000-00000000000c', 'c', '[\"a\"]', 'paid',    2000, 2000),"
+             " (3, '00000000-0000-7000-8000-00000000000b', 'c', '[\"a\"]', 'pending', 2000, 2000),"
+             " (4, '00000000-0000-7000-8000-00000000000d', 'c', '[\"a\"]', 'pending', 2000, 2500),"
+             " (5, '00000000-0000-7000-8000-000000000001', 'c', '[\"a\"]', 'shipped', 1000, 1000)");
     sqlite3_close(db);
     static const char *const expected[] = {
-        "00000000-0000-7000-8000-000000000001", /* 3000 */
-        "00000000-0000-7000-8000-00000000000d", /* 2000, highest id */
-        "00000000-0000-7000-8000-00000000000c",
+        "00000000-0000-7000-8000-000000000001", /* seq 5 */
+        "00000000-0000-7000-8000-00000000000d",
         "00000000-0000-7000-8000-00000000000b",
-        "00000000-0000-7000-8000-00000000000a", /* 1000 */
+        "00000000-0000-7000-8000-00000000000c",
+        "00000000-0000-7000-8000-00000000000a", /* seq 1 */
     };
     struct order *items;
     size_t n;
@@ -542,7 +562,7 @@ START_TEST(test_page_newest_first_with_ties)
     for (size_t i = 0; i < 5; i++)
         ck_assert_str_eq(items[i].id, expected[i]);
     ck_assert_int_eq(items[0].status, ORDER_SHIPPED);
-    ck_assert_int_eq(items[2].status, ORDER_PAID);
+    ck_assert_int_eq(items[3].status, ORDER_PAID);
     free_page(items, n);
 
     /* Pages tile the list without gaps or repeats. */
@@ -554,6 +574,50 @@ START_TEST(test_page_newest_first_with_ties)
             ck_assert_str_eq(items[i].id, expected[off + (long long)i]);
         free_page(items, n);
     }
+
+    /* The next order created follows them all. */
+    struct order o;
+    ck_assert_int_eq(create("c", "[\"a\"]", &o), STORE_OK);
+    page(1, 0, &items, &n, &total);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(items[0].id, o.id);
+    free_page(items, n);
+    order_free(&o);
+}
+END_TEST
+
+/* A clock stopped at one millisecond: every order gets the same created_at,
+ * and ids of one millisecond are random, so only the store's sequence can
+ * list them in the order they were made (issue 11). */
+static long long frozen_clock(void)
+{
+    return 1767225600000LL; /* 2026-01-01T00:00:00.000Z */
+}
+
+START_TEST(test_same_millisecond_listed_in_creation_order)
+{
+    enum { N = 24 };
+    char err[256];
+    store_close(st);
+    st = open_store(dbpath, STORE_BUSY_TIMEOUT_MS, frozen_clock, err, sizeof err);
+    ck_assert_msg(st != NULL, "%s", err);
+    struct order made[N];
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(create("c", "[\"a\"]", &made[i]), STORE_OK);
+        ck_assert_int_eq(made[i].created_ms, frozen_clock());
+    }
+    struct order *items;
+    size_t n;
+    long long total;
+    page(100, 0, &items, &n, &total);
+    ck_assert_uint_eq(n, N);
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(strcmp(items[i].id, made[N - 1 - i].id) == 0,
+                      "position %d holds %s, expected the order made %dth", i, items[i].id,
+                      N - i);
+    free_page(items, n);
+    for (int i = 0; i < N; i++)
+        order_free(&made[i]);
 }
 END_TEST
 
@@ -569,10 +633,9 @@ START_TEST(test_page_offsets)
     page(2, 0, &items, &n, &total);
     ck_assert_uint_eq(n, 2);
     ck_assert_int_eq(total, 5);
-    /* The newest is first: created last, or same millisecond and higher id. */
-    ck_assert(items[0].created_ms > items[1].created_ms ||
-              (items[0].created_ms == items[1].created_ms &&
-               strcmp(items[0].id, items[1].id) > 0));
+    /* The newest is first: created last. */
+    ck_assert_str_eq(items[0].id, o[4].id);
+    ck_assert_str_eq(items[1].id, o[3].id);
     free_page(items, n);
 
     page(10, 4, &items, &n, &total);
@@ -624,10 +687,10 @@ END_TEST
 START_TEST(test_second_store_sees_data)
 {
     char err[256];
-    struct store *other = store_open(dbpath, false, err, sizeof err);
+    struct store *other = open_store(dbpath, STORE_BUSY_TIMEOUT_MS, NULL, err, sizeof err);
     ck_assert_msg(other != NULL, "%s", err);
     ck_assert_msg(store_migrate(other, err, sizeof err) == STORE_OK, "%s", err);
-    ck_assert_int_eq(count_rows("schema_migrations"), (long long)embedded_migrations_count);
+    ck_assert_int_eq(count_rows("schema_migrations"), (long long)embedded_sqlite_migrations_count);
 
     struct order o, got;
     ck_assert_int_eq(create("shared", "[\"a\"]", &o), STORE_OK);
@@ -691,15 +754,23 @@ START_TEST(test_reads_while_writer_holds_lock)
 }
 END_TEST
 
-/* The busy timeout is shortened (store_set_busy_timeout) to keep the test
- * fast; the behaviour does not depend on its length. */
+/* The busy timeout is shortened to keep the test fast; the behaviour does
+ * not depend on its length. */
 #define TEST_BUSY_MS 300
+
+static void reopen_with_busy_timeout(int ms)
+{
+    char err[256];
+    store_close(st);
+    st = open_store(dbpath, ms, NULL, err, sizeof err);
+    ck_assert_msg(st != NULL, "%s", err);
+}
 
 START_TEST(test_busy_when_write_locked)
 {
     struct order o, out;
     ck_assert_int_eq(create("c", "[\"a\"]", &o), STORE_OK);
-    store_set_busy_timeout(st, TEST_BUSY_MS);
+    reopen_with_busy_timeout(TEST_BUSY_MS);
     sqlite3 *db = raw_open();
     raw_exec(db, "BEGIN IMMEDIATE");
 
@@ -735,17 +806,12 @@ START_TEST(test_busy_when_write_locked)
 }
 END_TEST
 
-/* KNOWN BUG (core/store.c, store_begin_write): the bounded BEGIN IMMEDIATE
- * retry (3 attempts) is meant for SQLITE_BUSY answered without waiting, but
- * it also retries after a full busy-timeout wait, so a writer waits 3x the
- * busy timeout (+30 ms) before STORE_BUSY: 15 s with the default 5000 ms,
- * against store.h's "How long a writer waits for the database lock before
- * STORE_BUSY".  Expected: STORE_BUSY after about one timeout (retry only
- * when the failed attempt returned early, or on SQLITE_BUSY_RECOVERY /
- * SQLITE_BUSY_SNAPSHOT).  This test fails until that is fixed. */
+/* The bounded BEGIN IMMEDIATE retry is for SQLITE_BUSY answered without
+ * waiting; after a full busy-timeout wait it does not retry, so a writer
+ * waits about one timeout before STORE_BUSY. */
 START_TEST(test_busy_wait_bounded_by_timeout)
 {
-    store_set_busy_timeout(st, TEST_BUSY_MS);
+    reopen_with_busy_timeout(TEST_BUSY_MS);
     sqlite3 *db = raw_open();
     raw_exec(db, "BEGIN IMMEDIATE");
     double t0 = clock_monotonic_ms();
@@ -803,6 +869,109 @@ START_TEST(test_transition_event_failure_rolls_back)
 }
 END_TEST
 
+/* ---- the outbox through the port ------------------------------------------ */
+
+/* Every /metrics statement reads through an index or one row: no plan step
+ * may scan the events or orders table itself (issue 11: the parked count
+ * scanned events on every scrape). */
+START_TEST(test_stats_query_plans_use_indexes)
+{
+    sqlite3 *db = raw_open();
+    for (size_t i = 0; i < store_sqlite_stats_sql_count; i++) {
+        char sql[1024];
+        snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", store_sqlite_stats_sql[i]);
+        sqlite3_stmt *q = NULL;
+        ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+        int steps = 0;
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            const char *detail = (const char *)sqlite3_column_text(q, 3);
+            ck_assert_ptr_nonnull(detail);
+            steps++;
+            bool scan = strncmp(detail, "SCAN ", 5) == 0;
+            bool big_table = strstr(detail, "events") != NULL || strstr(detail, "orders") != NULL;
+            ck_assert_msg(!(scan && big_table && strstr(detail, "INDEX") == NULL),
+                          "\"%s\" scans a table: %s", store_sqlite_stats_sql[i], detail);
+        }
+        sqlite3_finalize(q);
+        ck_assert_int_gt(steps, 0);
+    }
+    sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(test_outbox_fetch_commit_and_stats)
+{
+    struct order o[3];
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(create("c", "[\"a\"]", &o[i]), STORE_OK);
+    struct outbox_batch b = {0};
+    ck_assert_int_eq(store_outbox_fetch(st, 10, clock_now_ms(), &b), STORE_OK);
+    ck_assert_int_eq(b.count, 3);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_str_eq(b.events[i].subject, o[i].id);
+        ck_assert_str_eq(b.events[i].type, "order.created");
+        if (i > 0)
+            ck_assert_int_gt(b.events[i].seq, b.events[i - 1].seq);
+    }
+    bool acquired = false, kept = false;
+    long long other = 0, now = clock_now_ms();
+    ck_assert_int_eq(store_lease_acquire(st, "me", now, now + 10000, &acquired, &other), STORE_OK);
+    ck_assert(acquired);
+    long long delivered[1] = {b.events[0].seq};
+    struct outbox_failure f = {.seq = b.events[1].seq, .attempts = 5, .error = "rejected",
+                               .parked_at = now};
+    struct outbox_commit c = {.delivered = delivered, .delivered_count = 1, .delivered_at = now,
+                              .failure = &f, .holder = "me", .lease_expires_at = now + 10000};
+    ck_assert_int_eq(store_outbox_commit(st, &c, &kept), STORE_OK);
+    ck_assert(kept);
+
+    ck_assert_int_eq(store_outbox_fetch(st, 10, clock_now_ms(), &b), STORE_OK);
+    ck_assert_int_eq(b.count, 1);
+    ck_assert_str_eq(b.events[0].subject, o[2].id);
+    outbox_batch_free(&b);
+
+    struct outbox_stats stats;
+    ck_assert_int_eq(store_outbox_stats(st, now + 2000, &stats), STORE_OK);
+    ck_assert_int_eq(stats.pending, 1);
+    ck_assert_int_eq(stats.parked, 1);
+    ck_assert_int_eq(stats.delivered_total, 1);
+    ck_assert_int_eq(stats.delivery_failures_total, 5); /* 0 -> 5 attempts */
+    ck_assert(stats.oldest_pending_age_s > 1.0);
+
+    /* Another holder cannot take a live lease; ours is released on request. */
+    ck_assert_int_eq(store_lease_acquire(st, "other", now, now + 10000, &acquired, &other),
+                     STORE_OK);
+    ck_assert(!acquired);
+    ck_assert_int_eq(other, now + 10000);
+    ck_assert_int_eq(store_lease_release(st, "me"), STORE_OK);
+    ck_assert_int_eq(store_lease_acquire(st, "other", now, now + 10000, &acquired, &other),
+                     STORE_OK);
+    ck_assert(acquired);
+
+    int deleted = -1;
+    ck_assert_int_eq(store_outbox_prune(st, now + 1, 100, &deleted), STORE_OK);
+    ck_assert_int_eq(deleted, 1);
+    ck_assert_int_eq(count_rows("events"), 2);
+    ck_assert_int_eq(store_outbox_stats(st, now, &stats), STORE_OK);
+    ck_assert_int_eq(stats.delivered_total, 1); /* pruning does not lower it */
+    for (int i = 0; i < 3; i++)
+        order_free(&o[i]);
+}
+END_TEST
+
+/* The publisher does not create the database: the workers do. */
+START_TEST(test_open_without_create)
+{
+    char path[4300], err[256] = "";
+    snprintf(path, sizeof path, "%s/absent.db", tmpdir);
+    const struct store_options opt = {.location = path, .create = false};
+    struct store *out = NULL;
+    ck_assert_int_eq(store_open(&opt, &out, err, sizeof err), STORE_NOT_FOUND);
+    ck_assert_ptr_null(out);
+    ck_assert_msg(strstr(err, "does not exist") != NULL, "%s", err);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -837,7 +1006,8 @@ static Suite *store_suite(void)
     tcase_add_unchecked_fixture(p, base_setup, base_teardown);
     tcase_add_checked_fixture(p, setup, teardown);
     tcase_add_test(p, test_page_empty);
-    tcase_add_test(p, test_page_newest_first_with_ties);
+    tcase_add_test(p, test_page_follows_the_sequence);
+    tcase_add_test(p, test_same_millisecond_listed_in_creation_order);
     tcase_add_test(p, test_page_offsets);
     tcase_add_test(p, test_page_sees_updates);
     suite_add_tcase(s, p);
@@ -847,6 +1017,9 @@ static Suite *store_suite(void)
     tcase_add_checked_fixture(sh, setup, teardown);
     tcase_set_timeout(sh, 120);
     tcase_add_test(sh, test_second_store_sees_data);
+    tcase_add_test(sh, test_stats_query_plans_use_indexes);
+    tcase_add_test(sh, test_outbox_fetch_commit_and_stats);
+    tcase_add_test(sh, test_open_without_create);
     tcase_add_test(sh, test_reads_while_writer_holds_lock);
     tcase_add_test(sh, test_busy_when_write_locked);
     tcase_add_test(sh, test_busy_wait_bounded_by_timeout);

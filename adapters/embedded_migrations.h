@@ -1,0 +1,14 @@
+/*
+ * embedded_migrations.h - each engine's migrations, compiled in
+ * (adapters/meson.build), in the order they apply.
+ */
+#ifndef ORDERS_EMBEDDED_MIGRATIONS_H
+#define ORDERS_EMBEDDED_MIGRATIONS_H
+
+#include "embedded.h"
+
+/* migrations/NNN_*.sql */
+extern const struct embedded_file embedded_sqlite_migrations[];
+extern const size_t embedded_sqlite_migrations_count;
+
+#endif

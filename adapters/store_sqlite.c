@@ -1,0 +1,1162 @@
+/*
+ * store_sqlite.c - the store port on SQLite: all SQL of this engine (with
+ * migrations/NNN_*.sql), for the workers and the publisher alike.
+ *
+ * One connection per process in WAL mode: readers never wait for the
+ * writer, and a commit is one append.  Every write is one BEGIN IMMEDIATE
+ * transaction holding the order change and its outbox event, so both or
+ * neither are committed, and concurrent writers queue on the database lock
+ * instead of failing half-way.  SQLite has one writer at a time, so the
+ * events' seq (AUTOINCREMENT) and the orders' seq are commit order.
+ *
+ * Statements are prepared once (parsing SQL on every request costs more
+ * than running it) and reset right after use: a statement left mid-step
+ * holds a read snapshot open, and an open snapshot stops WAL checkpoints
+ * from finishing, so the WAL would grow without bound.
+ */
+#include "store_sqlite.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "embedded_migrations.h"
+#include "metrics.h"
+
+enum sqlite_stmt {
+    STMT_BEGIN_IMMEDIATE,
+    STMT_BEGIN_READ,
+    STMT_COMMIT,
+    STMT_ROLLBACK,
+    STMT_ORDER_INSERT,
+    STMT_ORDER_GET,
+    STMT_ORDER_SET_STATUS,
+    STMT_ORDER_PAGE,
+    STMT_ORDER_TOTAL,
+    STMT_EVENT_INSERT,
+    STMT_WORKER_COUNT, /* the statements above are prepared at migration */
+    STMT_STATS_PENDING = STMT_WORKER_COUNT,
+    STMT_STATS_OLDEST,
+    STMT_STATS_PARKED,
+    STMT_STATS_SEQUENCE,
+    STMT_STATS_FAILURES,
+    STMT_DATA_VERSION,
+    STMT_FETCH,
+    STMT_MARK,
+    STMT_FAIL,
+    STMT_LEASE_PEEK,
+    STMT_LEASE_TAKE,
+    STMT_LEASE_RENEW,
+    STMT_LEASE_RELEASE,
+    STMT_PRUNE,
+    STMT_SCHEMA_TABLE,
+    STMT_SCHEMA_VERSION,
+    STMT_COUNT
+};
+
+#define SQL_STATS_PENDING \
+    "SELECT count(*) FROM events WHERE delivered_at IS NULL AND parked_at IS NULL"
+#define SQL_STATS_OLDEST \
+    "SELECT committed_at FROM events WHERE delivered_at IS NULL AND parked_at IS NULL" \
+    " ORDER BY seq LIMIT 1"
+#define SQL_STATS_PARKED "SELECT count(*) FROM events WHERE parked_at IS NOT NULL"
+/* sqlite_sequence has one row per AUTOINCREMENT table: one here. */
+#define SQL_STATS_SEQUENCE \
+    "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)"
+#define SQL_STATS_FAILURES "SELECT delivery_failures FROM outbox_counters WHERE singleton = 1"
+
+const char *const store_sqlite_stats_sql[] = {
+    SQL_STATS_PENDING, SQL_STATS_OLDEST, SQL_STATS_PARKED, SQL_STATS_SEQUENCE, SQL_STATS_FAILURES,
+};
+const size_t store_sqlite_stats_sql_count =
+    sizeof store_sqlite_stats_sql / sizeof store_sqlite_stats_sql[0];
+
+static const char *const sqlite_sql[STMT_COUNT] = {
+    [STMT_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
+    [STMT_BEGIN_READ] = "BEGIN",
+    [STMT_COMMIT] = "COMMIT",
+    [STMT_ROLLBACK] = "ROLLBACK",
+    /* seq: the next in creation order.  max(seq) is one step down the
+     * unique index orders_by_seq, and the write lock is held, so no two
+     * orders can draw the same number (migrations/004). */
+    [STMT_ORDER_INSERT] =
+        "INSERT INTO orders (seq, id, customer_id, items, status, created_at, updated_at)"
+        " VALUES ((SELECT coalesce(max(seq), 0) + 1 FROM orders), ?1, ?2, ?3, ?4, ?5, ?5)",
+    [STMT_ORDER_GET] =
+        "SELECT id, customer_id, items, status, created_at, updated_at"
+        " FROM orders WHERE id = ?1",
+    /* Conditional on the status read in the same transaction: even if the
+     * lock discipline were ever loosened, a stale read cannot win. */
+    [STMT_ORDER_SET_STATUS] =
+        "UPDATE orders SET status = ?1, updated_at = ?2"
+        " WHERE id = ?3 AND status = ?4",
+    [STMT_ORDER_PAGE] =
+        "SELECT id, customer_id, items, status, created_at, updated_at"
+        " FROM orders ORDER BY seq DESC LIMIT ?1 OFFSET ?2",
+    [STMT_ORDER_TOTAL] = "SELECT total FROM order_count WHERE singleton = 1",
+    [STMT_EVENT_INSERT] =
+        "INSERT INTO events (id, type, source, subject, time, traceparent, data,"
+        " committed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    /* /metrics, on a request worker: each reads one row or walks a partial
+     * index that holds only the rows it counts (tests check the plans).
+     * Delivered rows are pruned after the retention period, so deliveries
+     * are derived from the sequence (every event ever committed is
+     * delivered, pending or parked; parked rows are never pruned), and
+     * failures come from a trigger-kept counter (migrations/003).  The
+     * WHERE clauses repeat the partial indexes' word for word, which is
+     * what lets SQLite use them. */
+    [STMT_STATS_PENDING] = SQL_STATS_PENDING,
+    [STMT_STATS_OLDEST] = SQL_STATS_OLDEST,
+    [STMT_STATS_PARKED] = SQL_STATS_PARKED,
+    [STMT_STATS_SEQUENCE] = SQL_STATS_SEQUENCE,
+    [STMT_STATS_FAILURES] = SQL_STATS_FAILURES,
+    [STMT_DATA_VERSION] = "PRAGMA data_version",
+    [STMT_FETCH] =
+        "SELECT seq, id, type, source, subject, time, traceparent, data,"
+        " attempts, COALESCE(next_attempt_at, 0)"
+        " FROM events WHERE delivered_at IS NULL AND parked_at IS NULL"
+        " ORDER BY seq LIMIT ?1",
+    [STMT_MARK] = "UPDATE events SET delivered_at = ?1"
+                  " WHERE seq = ?2 AND delivered_at IS NULL",
+    [STMT_FAIL] = "UPDATE events SET attempts = ?2, last_error = ?3,"
+                  " next_attempt_at = ?4, parked_at = ?5"
+                  " WHERE seq = ?1 AND delivered_at IS NULL",
+    [STMT_LEASE_PEEK] = "SELECT holder, expires_at FROM publisher_lease WHERE singleton = 1",
+    [STMT_LEASE_TAKE] = "INSERT OR REPLACE INTO publisher_lease (singleton, holder, expires_at)"
+                        " VALUES (1, ?1, ?2)",
+    [STMT_LEASE_RENEW] = "UPDATE publisher_lease SET expires_at = ?2"
+                         " WHERE singleton = 1 AND holder = ?1",
+    [STMT_LEASE_RELEASE] = "DELETE FROM publisher_lease WHERE singleton = 1 AND holder = ?1",
+    [STMT_PRUNE] = "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
+                   " WHERE delivered_at IS NOT NULL AND delivered_at < ?1 LIMIT ?2)",
+    [STMT_SCHEMA_TABLE] =
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+    [STMT_SCHEMA_VERSION] = "SELECT coalesce(max(version), 0) FROM schema_migrations",
+};
+
+
+struct sqlite_store {
+    struct store base; /* first: core sees only this */
+    sqlite3 *db;
+    sqlite3_stmt *stmt[STMT_COUNT];
+    long long (*clock_ms)(void);
+    char *path;
+    int busy_timeout_ms;
+    /* When the current wait for the lock gives up (CLOCK_MONOTONIC ms).
+     * Set by sqlite_begin_write for all its attempts together; otherwise by
+     * the busy handler at the start of each wait. */
+    double busy_deadline_ms;
+    bool begin_deadline;
+    int wlock_fd;    /* the writers' queue (sqlite_wlock_*); -1: none */
+    bool wlock_held;
+    int inotify_fd;  /* the change signal; -1: not (yet) watching */
+    bool inotify_failed;
+    char *db_name;   /* basename of the file: its -wal, -shm, -journal share it */
+    size_t db_name_len;
+};
+
+/* A bind that runs only when every earlier one succeeded, so that a chain
+ * of them keeps the first failure. */
+#define SQLITE_BIND(rc, call) ((rc) = (rc) == SQLITE_OK ? (call) : (rc))
+
+static struct sqlite_store *sqlite_of(struct store *st)
+{
+    return (struct sqlite_store *)st;
+}
+
+static enum store_status sqlite_status_of(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return STORE_OK;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return STORE_BUSY;
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+        return STORE_FULL;
+    default:
+        return STORE_ERROR;
+    }
+}
+
+/* For a statement that was expected to return a row or finish: a code that
+ * maps to STORE_OK here is still a failure. */
+static enum store_status sqlite_failure_of(int rc)
+{
+    enum store_status s = sqlite_status_of(rc);
+    return s == STORE_OK ? STORE_ERROR : s;
+}
+
+static const char *sqlite_last_error(const struct store *st)
+{
+    const struct sqlite_store *s = (const struct sqlite_store *)st;
+    return s->db != NULL ? sqlite3_errmsg(s->db) : "no database";
+}
+
+/* The statement, prepared on first use (those the workers need are all
+ * prepared at migration, so a broken one stops the start, not a request). */
+static sqlite3_stmt *sqlite_stmt(struct sqlite_store *s, enum sqlite_stmt which)
+{
+    if (s->stmt[which] == NULL &&
+        sqlite3_prepare_v3(s->db, sqlite_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
+                           &s->stmt[which], NULL) != SQLITE_OK)
+        return NULL;
+    return s->stmt[which];
+}
+
+/* Runs a statement to its end and resets it (rows, if any, are ignored). */
+static int sqlite_step_done(sqlite3_stmt *q)
+{
+    int rc;
+    if (q == NULL)
+        return SQLITE_ERROR;
+    do
+        rc = sqlite3_step(q);
+    while (rc == SQLITE_ROW);
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int sqlite_run(struct sqlite_store *s, enum sqlite_stmt which)
+{
+    return sqlite_step_done(sqlite_stmt(s, which));
+}
+
+/* One integer from a one-row statement (0 when the value is NULL). */
+static int sqlite_one_int(struct sqlite_store *s, enum sqlite_stmt which, long long *out)
+{
+    sqlite3_stmt *q = sqlite_stmt(s, which);
+    if (q == NULL)
+        return SQLITE_ERROR;
+    int rc = sqlite3_step(q);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW ? SQLITE_OK : rc == SQLITE_DONE ? SQLITE_ERROR : rc;
+}
+
+static int sqlite_exec(struct sqlite_store *s, const char *sql)
+{
+    return sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+}
+
+/* ---- waiting for the write lock ---------------------------------------- */
+
+/* How long to sleep between two attempts at a lock, by how long the wait
+ * has lasted: see sqlite_busy_wait. */
+static void sqlite_lock_pause(double waited_ms, double left_ms)
+{
+    long step_us = waited_ms < 2 ? 50 : waited_ms < 20 ? 200 : 1000;
+    if (step_us > left_ms * 1000)
+        step_us = (long)(left_ms * 1000) + 1;
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = step_us * 1000};
+    nanosleep(&ts, NULL); /* EINTR: just an earlier attempt */
+}
+
+/*
+ * Waiting for the write lock.  SQLite's own busy timeout sleeps 1 ms, then
+ * 2, 5, 10 ms... between attempts, while the write transaction it waits for
+ * takes well under a millisecond (plus its fsync): two workers writing at
+ * once then spend most of their time asleep with the lock free, and two
+ * workers write no faster than one.  This handler polls instead: 50 us
+ * steps for the first 2 ms of a wait, 200 us up to 20 ms, then 1 ms, so a
+ * writer takes the lock within a fraction of a transaction after it is
+ * released, and a long wait (a lock held by a slow or stuck connection)
+ * still costs little CPU.  The deadline is the configured busy timeout,
+ * measured from the start of the wait (or of sqlite_begin_write), so a
+ * writer still waits at most busy_timeout_ms before STORE_BUSY.
+ */
+static int sqlite_busy_wait(void *arg, int count)
+{
+    struct sqlite_store *s = arg;
+    double now = clock_monotonic_ms();
+    if (count == 0 && !s->begin_deadline)
+        s->busy_deadline_ms = now + s->busy_timeout_ms;
+    double left_ms = s->busy_deadline_ms - now;
+    if (left_ms <= 0)
+        return 0; /* SQLITE_BUSY */
+    sqlite_lock_pause(s->busy_timeout_ms - left_ms, left_ms);
+    return 1;
+}
+
+/*
+ * The writers' queue: an flock on DATABASE-wlock, taken before BEGIN
+ * IMMEDIATE and released after COMMIT or ROLLBACK.
+ *
+ * Why: a writer that waits inside SQLite (the busy handler above) starts a
+ * read transaction at every attempt, and while some connection is reading,
+ * a committing writer cannot restart the WAL from its beginning.  With two
+ * workers writing back to back one of them is nearly always in such an
+ * attempt: the WAL then grew past 100 MB in a 5 s benchmark instead of
+ * cycling at ~4 MB, and every commit after the first thousand pages ran a
+ * checkpoint with an extra fsync, so two workers wrote slower than one.
+ * Waiting on this lock instead touches no SQLite lock: the one writer
+ * inside SQLite commits, its WAL restarts, and the next writer follows.
+ *
+ * It orders the transactions begun here (workers and publisher); the
+ * sqlite3 shell, migrations and single-statement writes still meet in
+ * SQLite's own locking, which remains what makes a write safe.  An flock is
+ * released by the kernel when its holder dies, so a killed process never
+ * leaves it held.  Where the lock file cannot be created (":memory:", a
+ * read-only directory) writers queue in SQLite as before.
+ */
+static int sqlite_wlock_open(const char *path)
+{
+    if (path == NULL || path[0] == '\0' || path[0] == ':' || strncmp(path, "file:", 5) == 0)
+        return -1;
+    char lock_path[4096];
+    int n = snprintf(lock_path, sizeof lock_path, "%s-wlock", path);
+    if (n < 0 || (size_t)n >= sizeof lock_path)
+        return -1;
+    return open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0660);
+}
+
+/* Polls with the busy handler's pauses, so a writer takes the lock within
+ * a fraction of a transaction after it is released; false when the
+ * deadline passed first. */
+static bool sqlite_wlock_acquire(struct sqlite_store *s, double deadline_ms)
+{
+    if (s->wlock_fd < 0 || s->wlock_held)
+        return true;
+    double start = clock_monotonic_ms();
+    for (;;) {
+        if (flock(s->wlock_fd, LOCK_EX | LOCK_NB) == 0) {
+            s->wlock_held = true;
+            return true;
+        }
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            return true; /* the lock does not work here: SQLite alone */
+        double now = clock_monotonic_ms();
+        if (now >= deadline_ms)
+            return false;
+        sqlite_lock_pause(now - start, deadline_ms - now);
+    }
+}
+
+static void sqlite_wlock_release(struct sqlite_store *s)
+{
+    if (s->wlock_held) {
+        flock(s->wlock_fd, LOCK_UN);
+        s->wlock_held = false;
+    }
+}
+
+/* BEGIN IMMEDIATE takes the write lock up front, so a transaction never
+ * fails half-way on a lock it could not upgrade.  SQLite can still answer
+ * SQLITE_BUSY without waiting out the busy timeout (a WAL recovery by
+ * another connection, for one), so a begin that failed early is retried a
+ * bounded number of times; one that waited the whole timeout is not, so a
+ * writer never waits longer than DB_BUSY_TIMEOUT_MS. */
+#define SQLITE_BEGIN_ATTEMPTS 3
+
+static int sqlite_begin_write(struct sqlite_store *s)
+{
+    int rc = SQLITE_BUSY;
+    double deadline = clock_monotonic_ms() + s->busy_timeout_ms;
+    if (!sqlite_wlock_acquire(s, deadline))
+        return SQLITE_BUSY;
+    /* every attempt's waiting counts against the one deadline */
+    s->busy_deadline_ms = deadline;
+    s->begin_deadline = true;
+    for (int attempt = 0; attempt < SQLITE_BEGIN_ATTEMPTS && (rc & 0xff) == SQLITE_BUSY;
+         attempt++) {
+        if (attempt > 0) {
+            if (clock_monotonic_ms() + 10 * attempt >= deadline)
+                break;
+            sqlite3_sleep(10 * attempt);
+        }
+        rc = sqlite_run(s, STMT_BEGIN_IMMEDIATE);
+    }
+    s->begin_deadline = false;
+    if (rc != SQLITE_OK)
+        sqlite_wlock_release(s);
+    return rc;
+}
+
+static enum store_status sqlite_rollback(struct sqlite_store *s, enum store_status why)
+{
+    /* After SQLITE_FULL or an I/O error SQLite may already have rolled the
+     * transaction back; a failing ROLLBACK then changes nothing. */
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite_run(s, STMT_ROLLBACK);
+    sqlite_wlock_release(s);
+    return why;
+}
+
+static int sqlite_commit(struct sqlite_store *s)
+{
+    int rc = sqlite_run(s, STMT_COMMIT);
+    if (rc == SQLITE_OK)
+        sqlite_wlock_release(s);
+    return rc;
+}
+
+/* ---- opening ------------------------------------------------------------ */
+
+static void sqlite_close(struct store *st)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    for (int i = 0; i < STMT_COUNT; i++)
+        sqlite3_finalize(s->stmt[i]);
+    /* sqlite3_close only fails with statements left open, and all are
+     * finalized above; a handle is closed even after a failed open. */
+    sqlite3_close(s->db);
+    if (s->wlock_fd >= 0)
+        close(s->wlock_fd); /* releases the lock too */
+    if (s->inotify_fd >= 0)
+        close(s->inotify_fd);
+    free(s->path);
+    free(s->db_name);
+    free(s);
+}
+
+static enum store_status sqlite_open(const struct store_options *opt, struct store **out,
+                                     char *err, size_t errlen)
+{
+    *out = NULL;
+    struct sqlite_store *s = calloc(1, sizeof *s);
+    if (s == NULL || (s->path = strdup(opt->location)) == NULL) {
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return STORE_ERROR;
+    }
+    s->base.ops = &store_sqlite_ops;
+    s->wlock_fd = -1;
+    s->inotify_fd = -1;
+    s->clock_ms = opt->clock_ms != NULL ? opt->clock_ms : clock_now_ms;
+    s->busy_timeout_ms = opt->busy_timeout_ms > 0 ? opt->busy_timeout_ms : 0;
+    /* Without create (the publisher), the workers own the database's
+     * creation and its permissions: a publisher that started first waits. */
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (opt->create ? SQLITE_OPEN_CREATE : 0);
+    int rc = sqlite3_open_v2(opt->location, &s->db, flags, NULL);
+    if (rc == SQLITE_CANTOPEN && !opt->create && access(opt->location, F_OK) != 0 &&
+        errno == ENOENT) {
+        snprintf(err, errlen, "the database %s does not exist yet", opt->location);
+        sqlite_close(&s->base);
+        return STORE_NOT_FOUND;
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_busy_handler(s->db, sqlite_busy_wait, s);
+    /* WAL: readers never wait for the writer, and a commit is one append.
+     * synchronous=FULL syncs the WAL on every commit, so an acknowledged
+     * order survives a power cut; NORMAL syncs only at checkpoints. */
+    if (rc == SQLITE_OK)
+        rc = sqlite_exec(s, "PRAGMA journal_mode=WAL");
+    if (rc == SQLITE_OK)
+        rc = sqlite_exec(s, opt->synchronous_full ? "PRAGMA synchronous=FULL"
+                                                  : "PRAGMA synchronous=NORMAL");
+    if (rc == SQLITE_OK)
+        rc = sqlite_exec(s, "PRAGMA foreign_keys=ON");
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", opt->location,
+                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        sqlite_close(&s->base);
+        /* a worker mid-migration can hold the lock past the timeout */
+        return sqlite_failure_of(rc) == STORE_BUSY ? STORE_BUSY : STORE_ERROR;
+    }
+    s->wlock_fd = sqlite_wlock_open(opt->location);
+    *out = &s->base;
+    return STORE_OK;
+}
+
+/* ---- migrations --------------------------------------------------------- */
+
+/* "001_orders.sql" -> 1 */
+static int migration_version(const char *name)
+{
+    return atoi(name);
+}
+
+static int sqlite_schema_latest(void)
+{
+    return migration_version(
+        embedded_sqlite_migrations[embedded_sqlite_migrations_count - 1].name);
+}
+
+static int sqlite_migration_applied(struct sqlite_store *s, int version, bool *applied)
+{
+    sqlite3_stmt *q;
+    int rc = sqlite3_prepare_v2(s->db, "SELECT 1 FROM schema_migrations WHERE version = ?1",
+                                -1, &q, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_bind_int(q, 1, version);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(q);
+    *applied = rc == SQLITE_ROW;
+    sqlite3_finalize(q);
+    return (rc == SQLITE_ROW || rc == SQLITE_DONE) ? SQLITE_OK : rc;
+}
+
+static int sqlite_record_migration(struct sqlite_store *s, int version, const char *name)
+{
+    sqlite3_stmt *q;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "INSERT INTO schema_migrations (version, name, applied_at)"
+                                " VALUES (?1, ?2, ?3)",
+                                -1, &q, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    SQLITE_BIND(rc, sqlite3_bind_int(q, 1, version));
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 2, name, -1, SQLITE_STATIC));
+    SQLITE_BIND(rc, sqlite3_bind_int64(q, 3, clock_now_ms()));
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* One migration, one IMMEDIATE transaction: the first worker to take the
+ * write lock applies it; the others wait on the lock, then find it
+ * recorded and skip it. */
+static int sqlite_apply_migration(struct sqlite_store *s, const struct embedded_file *m)
+{
+    int version = migration_version(m->name);
+    bool applied = false;
+    int rc = sqlite_exec(s, "BEGIN IMMEDIATE");
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite_exec(s, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                        " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                        " applied_at INTEGER NOT NULL)");
+    if (rc == SQLITE_OK)
+        rc = sqlite_migration_applied(s, version, &applied);
+    if (rc == SQLITE_OK && !applied)
+        rc = sqlite_exec(s, (const char *)m->data);
+    if (rc == SQLITE_OK && !applied)
+        rc = sqlite_record_migration(s, version, m->name);
+    if (rc == SQLITE_OK)
+        rc = sqlite_exec(s, "COMMIT");
+    if (rc != SQLITE_OK)
+        sqlite_exec(s, "ROLLBACK");
+    return rc;
+}
+
+static enum store_status sqlite_migrate(struct store *st, char *err, size_t errlen)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    for (size_t i = 0; i < embedded_sqlite_migrations_count; i++) {
+        int rc = sqlite_apply_migration(s, &embedded_sqlite_migrations[i]);
+        if (rc != SQLITE_OK) {
+            snprintf(err, errlen, "migration %s: %s", embedded_sqlite_migrations[i].name,
+                     sqlite3_errmsg(s->db));
+            return sqlite_failure_of(rc);
+        }
+    }
+    for (int i = 0; i < STMT_WORKER_COUNT; i++) {
+        if (sqlite_stmt(s, (enum sqlite_stmt)i) == NULL) {
+            snprintf(err, errlen, "prepare: %s", sqlite3_errmsg(s->db));
+            return STORE_ERROR;
+        }
+    }
+    return STORE_OK;
+}
+
+/* 0 before the first migration. */
+static enum store_status sqlite_schema_version(struct store *st, int *applied)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    long long tables = 0, version = 0;
+    *applied = 0;
+    int rc = sqlite_one_int(s, STMT_SCHEMA_TABLE, &tables);
+    if (rc == SQLITE_OK && tables > 0)
+        rc = sqlite_one_int(s, STMT_SCHEMA_VERSION, &version);
+    if (rc != SQLITE_OK)
+        return sqlite_failure_of(rc);
+    *applied = (int)version;
+    return STORE_OK;
+}
+
+/* ---- orders ------------------------------------------------------------- */
+
+static int sqlite_insert_event(struct sqlite_store *s, const struct event_row *ev)
+{
+    sqlite3_stmt *q = sqlite_stmt(s, STMT_EVENT_INSERT);
+    int rc = q != NULL ? SQLITE_OK : SQLITE_ERROR;
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 1, ev->id, -1, SQLITE_STATIC));
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 2, ev->type, -1, SQLITE_STATIC));
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 3, ev->source, -1, SQLITE_STATIC));
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 4, ev->subject, -1, SQLITE_STATIC));
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 5, ev->time, -1, SQLITE_STATIC));
+    SQLITE_BIND(rc, ev->traceparent != NULL
+                        ? sqlite3_bind_text(q, 6, ev->traceparent, -1, SQLITE_STATIC)
+                        : sqlite3_bind_null(q, 6));
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 7, ev->data, -1, SQLITE_STATIC));
+    SQLITE_BIND(rc, sqlite3_bind_int64(q, 8, ev->committed_ms));
+    if (rc != SQLITE_OK) {
+        if (q != NULL)
+            sqlite3_clear_bindings(q);
+        return rc;
+    }
+    return sqlite_step_done(q);
+}
+
+static int sqlite_insert_order(struct sqlite_store *s, const struct order *o)
+{
+    sqlite3_stmt *q = sqlite_stmt(s, STMT_ORDER_INSERT);
+    int rc = q != NULL ? SQLITE_OK : SQLITE_ERROR;
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 1, o->id, -1, SQLITE_STATIC));
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 2, o->customer_id, -1, SQLITE_STATIC));
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 3, o->items_json, -1, SQLITE_STATIC));
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 4, order_status_name(o->status), -1, SQLITE_STATIC));
+    SQLITE_BIND(rc, sqlite3_bind_int64(q, 5, o->created_ms));
+    if (rc != SQLITE_OK) {
+        if (q != NULL)
+            sqlite3_clear_bindings(q);
+        return rc;
+    }
+    return sqlite_step_done(q);
+}
+
+/* Writes the order's event inside the open transaction, then commits. */
+static enum store_status sqlite_commit_with_event(struct sqlite_store *s, int rc,
+                                                  const struct order *o,
+                                                  const enum order_status *previous,
+                                                  const struct event_meta *meta)
+{
+    struct event_row ev;
+    if (rc != SQLITE_OK)
+        return sqlite_rollback(s, sqlite_failure_of(rc));
+    if (event_build(&ev, o, previous, meta, o->updated_ms) != 0)
+        return sqlite_rollback(s, STORE_ERROR);
+    rc = sqlite_insert_event(s, &ev);
+    event_free(&ev);
+    if (rc == SQLITE_OK)
+        rc = sqlite_commit(s);
+    if (rc != SQLITE_OK)
+        return sqlite_rollback(s, sqlite_failure_of(rc));
+    return STORE_OK;
+}
+
+static enum store_status sqlite_order_create(struct store *st, struct order *o,
+                                             const struct event_meta *meta)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    int rc = sqlite_begin_write(s);
+    if (rc != SQLITE_OK)
+        return sqlite_failure_of(rc);
+    /* The clock is read under the write lock so that created_at never runs
+     * backwards in commit order (the list's order is the sequence anyway). */
+    o->created_ms = o->updated_ms = s->clock_ms();
+    o->status = ORDER_PENDING;
+    if (uuid_v7_generate(o->created_ms, o->id) != 0)
+        return sqlite_rollback(s, STORE_ERROR);
+    rc = sqlite_insert_order(s, o);
+    return sqlite_commit_with_event(s, rc, o, NULL, meta);
+}
+
+/* Reads the current row of q into out (q has just returned SQLITE_ROW). */
+static int sqlite_read_order(sqlite3_stmt *q, struct order *out)
+{
+    const unsigned char *id = sqlite3_column_text(q, 0);
+    const unsigned char *customer = sqlite3_column_text(q, 1);
+    const unsigned char *items = sqlite3_column_text(q, 2);
+    const unsigned char *status = sqlite3_column_text(q, 3);
+    memset(out, 0, sizeof *out);
+    if (id == NULL || customer == NULL || items == NULL || status == NULL ||
+        !order_status_parse((const char *)status, &out->status))
+        return -1;
+    snprintf(out->id, sizeof out->id, "%s", (const char *)id);
+    out->customer_id = strdup((const char *)customer);
+    out->items_json = strdup((const char *)items);
+    out->created_ms = sqlite3_column_int64(q, 4);
+    out->updated_ms = sqlite3_column_int64(q, 5);
+    if (out->customer_id == NULL || out->items_json == NULL) {
+        order_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+static enum store_status sqlite_order_get(struct store *st, const char *id, struct order *out)
+{
+    sqlite3_stmt *q = sqlite_stmt(sqlite_of(st), STMT_ORDER_GET);
+    if (q == NULL)
+        return STORE_ERROR;
+    int rc = sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(q);
+    enum store_status result;
+    if (rc == SQLITE_ROW)
+        result = sqlite_read_order(q, out) == 0 ? STORE_OK : STORE_ERROR;
+    else if (rc == SQLITE_DONE)
+        result = STORE_NOT_FOUND;
+    else
+        result = sqlite_failure_of(rc);
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return result;
+}
+
+static int sqlite_set_status(struct sqlite_store *s, const struct order *o,
+                             enum order_status from)
+{
+    sqlite3_stmt *q = sqlite_stmt(s, STMT_ORDER_SET_STATUS);
+    int rc = q != NULL ? SQLITE_OK : SQLITE_ERROR;
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 1, order_status_name(o->status), -1, SQLITE_STATIC));
+    SQLITE_BIND(rc, sqlite3_bind_int64(q, 2, o->updated_ms));
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 3, o->id, -1, SQLITE_STATIC));
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 4, order_status_name(from), -1, SQLITE_STATIC));
+    if (rc != SQLITE_OK) {
+        if (q != NULL)
+            sqlite3_clear_bindings(q);
+        return rc;
+    }
+    rc = sqlite_step_done(q);
+    if (rc == SQLITE_OK && sqlite3_changes(s->db) != 1)
+        rc = SQLITE_CONSTRAINT; /* cannot happen under the write lock */
+    return rc;
+}
+
+static enum store_status sqlite_order_transition(struct store *st, const char *id,
+                                                 enum order_status to,
+                                                 const struct event_meta *meta,
+                                                 struct order *out, enum order_status *from)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    int rc = sqlite_begin_write(s);
+    if (rc != SQLITE_OK)
+        return sqlite_failure_of(rc);
+    enum store_status found = sqlite_order_get(st, id, out);
+    if (found != STORE_OK)
+        return sqlite_rollback(s, found);
+    *from = out->status;
+    if (!order_transition_allowed(out->status, to))
+        return sqlite_rollback(s, STORE_CONFLICT);
+    out->status = to;
+    out->updated_ms = s->clock_ms();
+    if (out->updated_ms < out->created_ms) /* the wall clock stepped back */
+        out->updated_ms = out->created_ms;
+    rc = sqlite_set_status(s, out, *from);
+    enum store_status result = sqlite_commit_with_event(s, rc, out, from, meta);
+    if (result != STORE_OK)
+        order_free(out);
+    return result;
+}
+
+static enum store_status sqlite_read_page(struct sqlite_store *s, const struct page_query *pq,
+                                          struct order *items, size_t *count)
+{
+    sqlite3_stmt *q = sqlite_stmt(s, STMT_ORDER_PAGE);
+    if (q == NULL)
+        return STORE_ERROR;
+    int rc = SQLITE_OK;
+    SQLITE_BIND(rc, sqlite3_bind_int64(q, 1, pq->limit));
+    SQLITE_BIND(rc, sqlite3_bind_int64(q, 2, pq->offset));
+    enum store_status result = rc == SQLITE_OK ? STORE_OK : sqlite_failure_of(rc);
+    while (result == STORE_OK && *count < (size_t)pq->limit &&
+           (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (sqlite_read_order(q, &items[*count]) != 0) {
+            result = STORE_ERROR;
+            break;
+        }
+        (*count)++;
+    }
+    if (result == STORE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        result = sqlite_failure_of(rc);
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return result;
+}
+
+static enum store_status sqlite_order_page(struct store *st, const struct page_query *q,
+                                           struct order **items, size_t *count,
+                                           long long *total)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    *items = calloc((size_t)q->limit, sizeof **items);
+    *count = 0;
+    if (*items == NULL)
+        return STORE_ERROR;
+    /* One read transaction: the total and the page come from the same
+     * snapshot, so total never disagrees with what the page shows. */
+    int rc = sqlite_run(s, STMT_BEGIN_READ);
+    if (rc == SQLITE_OK)
+        rc = sqlite_one_int(s, STMT_ORDER_TOTAL, total);
+    enum store_status result = rc == SQLITE_OK ? STORE_OK : sqlite_failure_of(rc);
+    if (result == STORE_OK)
+        result = sqlite_read_page(s, q, *items, count);
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite_run(s, result == STORE_OK ? STMT_COMMIT : STMT_ROLLBACK);
+    if (result != STORE_OK) {
+        for (size_t i = 0; i < *count; i++)
+            order_free(&(*items)[i]);
+        free(*items);
+        *items = NULL;
+        *count = 0;
+    }
+    return result;
+}
+
+static enum store_status sqlite_outbox_stats(struct store *st, long long now_ms,
+                                             struct outbox_stats *out)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    long long sequence = 0, oldest = 0;
+    memset(out, 0, sizeof *out);
+    /* One snapshot, so the derived delivered count is consistent. */
+    int rc = sqlite_run(s, STMT_BEGIN_READ);
+    if (rc == SQLITE_OK)
+        rc = sqlite_one_int(s, STMT_STATS_PENDING, &out->pending);
+    if (rc == SQLITE_OK && out->pending > 0)
+        rc = sqlite_one_int(s, STMT_STATS_OLDEST, &oldest);
+    if (rc == SQLITE_OK)
+        rc = sqlite_one_int(s, STMT_STATS_PARKED, &out->parked);
+    if (rc == SQLITE_OK)
+        rc = sqlite_one_int(s, STMT_STATS_SEQUENCE, &sequence);
+    if (rc == SQLITE_OK)
+        rc = sqlite_one_int(s, STMT_STATS_FAILURES, &out->delivery_failures_total);
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite_run(s, rc == SQLITE_OK ? STMT_COMMIT : STMT_ROLLBACK);
+    if (rc != SQLITE_OK)
+        return sqlite_failure_of(rc);
+    if (out->pending > 0 && now_ms > oldest)
+        out->oldest_pending_age_s = (double)(now_ms - oldest) / 1000.0;
+    out->delivered_total = sequence - out->pending - out->parked;
+    return STORE_OK;
+}
+
+/* ---- the outbox --------------------------------------------------------- */
+
+/* NULL stays NULL; anything else is copied (NULL then means no memory). */
+static char *sqlite_column_text(sqlite3_stmt *q, int col, bool *oom)
+{
+    const unsigned char *text = sqlite3_column_text(q, col);
+    char *copy;
+
+    if (text == NULL) {
+        if (sqlite3_errcode(sqlite3_db_handle(q)) == SQLITE_NOMEM)
+            *oom = true;
+        return NULL;
+    }
+    copy = strdup((const char *)text);
+    if (copy == NULL)
+        *oom = true;
+    return copy;
+}
+
+static int sqlite_read_event(sqlite3_stmt *q, struct outbox_event *ev)
+{
+    bool oom = false;
+
+    ev->seq = sqlite3_column_int64(q, 0);
+    ev->id = sqlite_column_text(q, 1, &oom);
+    ev->type = sqlite_column_text(q, 2, &oom);
+    ev->source = sqlite_column_text(q, 3, &oom);
+    ev->subject = sqlite_column_text(q, 4, &oom);
+    ev->time = sqlite_column_text(q, 5, &oom);
+    ev->traceparent = sqlite_column_text(q, 6, &oom);
+    ev->data = sqlite_column_text(q, 7, &oom);
+    ev->attempts = sqlite3_column_int64(q, 8);
+    ev->next_attempt_at = sqlite3_column_int64(q, 9);
+    /* The schema says NOT NULL; a NULL here is memory running out. */
+    return oom || ev->id == NULL || ev->type == NULL || ev->source == NULL ||
+                   ev->subject == NULL || ev->time == NULL || ev->data == NULL
+               ? -1
+               : 0;
+}
+
+/* Lowest seq first, every undelivered event, due or not: one publisher
+ * holds the lease, and seq is commit order, so an event that waits for
+ * its retry holds back everything behind it (relay.c). */
+static enum store_status sqlite_outbox_fetch(struct store *st, int limit, long long now_ms,
+                                             struct outbox_batch *batch)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    sqlite3_stmt *q = sqlite_stmt(s, STMT_FETCH);
+    int rc = SQLITE_DONE;
+
+    (void)now_ms;
+    outbox_batch_free(batch);
+    if (q == NULL)
+        return STORE_ERROR;
+    batch->events = calloc((size_t)limit, sizeof(*batch->events));
+    if (batch->events == NULL)
+        return STORE_ERROR;
+    if (sqlite3_bind_int(q, 1, limit) != SQLITE_OK)
+        return STORE_ERROR;
+    while (batch->count < limit && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        batch->count++; /* counted first, so batch_free frees a partial row */
+        if (sqlite_read_event(q, &batch->events[batch->count - 1]) != 0)
+            break;
+    }
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return sqlite_failure_of(rc);
+    if (rc == SQLITE_ROW && batch->count < limit) {
+        outbox_batch_free(batch);
+        return STORE_ERROR; /* a row could not be copied */
+    }
+    return STORE_OK;
+}
+
+static int sqlite_mark(struct sqlite_store *s, long long seq, long long at)
+{
+    sqlite3_stmt *q = sqlite_stmt(s, STMT_MARK);
+    int rc = q != NULL ? SQLITE_OK : SQLITE_ERROR;
+    SQLITE_BIND(rc, sqlite3_bind_int64(q, 1, at));
+    SQLITE_BIND(rc, sqlite3_bind_int64(q, 2, seq));
+    return rc == SQLITE_OK ? sqlite_step_done(q) : rc;
+}
+
+static int sqlite_bind_ms_or_null(sqlite3_stmt *q, int idx, long long ms)
+{
+    return ms != 0 ? sqlite3_bind_int64(q, idx, ms) : sqlite3_bind_null(q, idx);
+}
+
+static int sqlite_fail(struct sqlite_store *s, const struct outbox_failure *f)
+{
+    sqlite3_stmt *q = sqlite_stmt(s, STMT_FAIL);
+    int rc = q != NULL ? SQLITE_OK : SQLITE_ERROR;
+    SQLITE_BIND(rc, sqlite3_bind_int64(q, 1, f->seq));
+    SQLITE_BIND(rc, sqlite3_bind_int64(q, 2, f->attempts));
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 3, f->error, -1, SQLITE_TRANSIENT));
+    SQLITE_BIND(rc, sqlite_bind_ms_or_null(q, 4, f->parked_at != 0 ? 0 : f->next_attempt_at));
+    SQLITE_BIND(rc, sqlite_bind_ms_or_null(q, 5, f->parked_at));
+    return rc == SQLITE_OK ? sqlite_step_done(q) : rc;
+}
+
+static int sqlite_renew(struct sqlite_store *s, const char *holder, long long expires_at,
+                        bool *kept)
+{
+    sqlite3_stmt *q = sqlite_stmt(s, STMT_LEASE_RENEW);
+    int rc = q != NULL ? SQLITE_OK : SQLITE_ERROR;
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 1, holder, -1, SQLITE_TRANSIENT));
+    SQLITE_BIND(rc, sqlite3_bind_int64(q, 2, expires_at));
+    if (rc == SQLITE_OK)
+        rc = sqlite_step_done(q);
+    *kept = rc == SQLITE_OK && sqlite3_changes(s->db) == 1;
+    return rc;
+}
+
+static int sqlite_commit_body(struct sqlite_store *s, const struct outbox_commit *c,
+                              bool *lease_kept)
+{
+    int rc = sqlite_renew(s, c->holder, c->lease_expires_at, lease_kept);
+    for (int i = 0; rc == SQLITE_OK && i < c->delivered_count; i++)
+        rc = sqlite_mark(s, c->delivered[i], c->delivered_at);
+    if (rc == SQLITE_OK && c->failure != NULL)
+        rc = sqlite_fail(s, c->failure);
+    return rc;
+}
+
+static enum store_status sqlite_outbox_commit(struct store *st, const struct outbox_commit *c,
+                                              bool *lease_kept)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    int rc = sqlite_begin_write(s);
+    if (rc != SQLITE_OK)
+        return sqlite_failure_of(rc);
+    rc = sqlite_commit_body(s, c, lease_kept);
+    if (rc == SQLITE_OK)
+        rc = sqlite_commit(s);
+    return rc == SQLITE_OK ? STORE_OK : sqlite_rollback(s, sqlite_failure_of(rc));
+}
+
+static enum store_status sqlite_lease_peek(struct store *st, char *holder, size_t holder_len,
+                                           long long *expires_at, bool *present)
+{
+    sqlite3_stmt *q = sqlite_stmt(sqlite_of(st), STMT_LEASE_PEEK);
+    if (q == NULL)
+        return STORE_ERROR;
+    int rc = sqlite3_step(q);
+
+    *present = rc == SQLITE_ROW;
+    if (rc == SQLITE_ROW) {
+        const unsigned char *h = sqlite3_column_text(q, 0);
+        snprintf(holder, holder_len, "%s", h != NULL ? (const char *)h : "");
+        *expires_at = sqlite3_column_int64(q, 1);
+    }
+    sqlite3_reset(q);
+    return (rc == SQLITE_ROW || rc == SQLITE_DONE) ? STORE_OK : sqlite_failure_of(rc);
+}
+
+static enum store_status sqlite_lease_acquire(struct store *st, const char *holder, long long now,
+                                              long long expires_at, bool *acquired,
+                                              long long *other_expires_at)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    char current[256];
+    long long current_expires = 0;
+    bool present;
+
+    *acquired = false;
+    int rc = sqlite_begin_write(s);
+    if (rc != SQLITE_OK)
+        return sqlite_failure_of(rc);
+    enum store_status peeked = sqlite_lease_peek(st, current, sizeof(current),
+                                                 &current_expires, &present);
+    if (peeked != STORE_OK)
+        return sqlite_rollback(s, peeked);
+    if (present && strcmp(current, holder) != 0 && current_expires > now) {
+        *other_expires_at = current_expires;
+        return sqlite_rollback(s, STORE_OK);
+    }
+    sqlite3_stmt *q = sqlite_stmt(s, STMT_LEASE_TAKE);
+    rc = q != NULL ? SQLITE_OK : SQLITE_ERROR;
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 1, holder, -1, SQLITE_TRANSIENT));
+    SQLITE_BIND(rc, sqlite3_bind_int64(q, 2, expires_at));
+    if (rc == SQLITE_OK)
+        rc = sqlite_step_done(q);
+    if (rc == SQLITE_OK)
+        rc = sqlite_commit(s);
+    if (rc != SQLITE_OK)
+        return sqlite_rollback(s, sqlite_failure_of(rc));
+    *acquired = true;
+    return STORE_OK;
+}
+
+static enum store_status sqlite_lease_renew(struct store *st, const char *holder,
+                                            long long expires_at, bool *kept)
+{
+    int rc = sqlite_renew(sqlite_of(st), holder, expires_at, kept);
+    return rc == SQLITE_OK ? STORE_OK : sqlite_failure_of(rc);
+}
+
+static enum store_status sqlite_lease_release(struct store *st, const char *holder)
+{
+    sqlite3_stmt *q = sqlite_stmt(sqlite_of(st), STMT_LEASE_RELEASE);
+    int rc = q != NULL ? SQLITE_OK : SQLITE_ERROR;
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 1, holder, -1, SQLITE_TRANSIENT));
+    if (rc == SQLITE_OK)
+        rc = sqlite_step_done(q);
+    return rc == SQLITE_OK ? STORE_OK : sqlite_failure_of(rc);
+}
+
+static enum store_status sqlite_outbox_prune(struct store *st, long long cutoff, int limit,
+                                             int *deleted)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    sqlite3_stmt *q = sqlite_stmt(s, STMT_PRUNE);
+    int rc = q != NULL ? SQLITE_OK : SQLITE_ERROR;
+
+    *deleted = 0;
+    SQLITE_BIND(rc, sqlite3_bind_int64(q, 1, cutoff));
+    SQLITE_BIND(rc, sqlite3_bind_int(q, 2, limit));
+    if (rc == SQLITE_OK)
+        rc = sqlite_step_done(q);
+    if (rc != SQLITE_OK)
+        return sqlite_failure_of(rc);
+    *deleted = sqlite3_changes(s->db);
+    return STORE_OK;
+}
+
+/* ---- the change signal -------------------------------------------------- */
+
+/*
+ * inotify on the database's directory: in WAL mode every commit appends to
+ * DATABASE_PATH-wal.  inotify only says the files were touched, not that a
+ * commit is visible, so callers confirm with data_version.  Without inotify
+ * (another file system, no watches left) there is no descriptor, and the
+ * publisher polls.
+ */
+static int sqlite_change_fd(struct store *st)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    if (s->inotify_fd >= 0 || s->inotify_failed)
+        return s->inotify_fd;
+    const char *slash = strrchr(s->path, '/');
+    char *dir = slash == NULL   ? strdup(".")
+                : slash == s->path ? strdup("/")
+                                   : strndup(s->path, (size_t)(slash - s->path));
+    char *name = strdup(slash == NULL ? s->path : slash + 1);
+    int fd = dir != NULL && name != NULL ? inotify_init1(IN_NONBLOCK | IN_CLOEXEC) : -1;
+    if (fd >= 0 && inotify_add_watch(fd, dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    free(dir);
+    if (fd < 0) {
+        free(name);
+        s->inotify_failed = true;
+        return -1;
+    }
+    s->db_name = name;
+    s->db_name_len = strlen(name);
+    s->inotify_fd = fd;
+    return fd;
+}
+
+/* Is one queued inotify record about the database's files? */
+static bool sqlite_change_relevant(const struct sqlite_store *s, const struct inotify_event *ev,
+                                   const char *name)
+{
+    if (ev->mask & (IN_Q_OVERFLOW | IN_IGNORED))
+        return true; /* lost track: assume the worst, look at the database */
+    return ev->len > 0 && strncmp(name, s->db_name, s->db_name_len) == 0;
+}
+
+/* Drains the inotify queue; true when any record concerned the database.
+ * The directory watch going away (IN_IGNORED) ends watching: timeouts
+ * carry on alone. */
+static bool sqlite_change_drain(struct store *st)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool relevant = false, gone = false;
+    ssize_t n;
+
+    if (s->inotify_fd < 0)
+        return false;
+    while ((n = read(s->inotify_fd, buf, sizeof(buf))) > 0) {
+        for (size_t off = 0; off + sizeof(struct inotify_event) <= (size_t)n;) {
+            struct inotify_event ev;
+
+            memcpy(&ev, buf + off, sizeof(ev));
+            relevant |= sqlite_change_relevant(s, &ev, buf + off + sizeof(ev));
+            gone |= (ev.mask & IN_IGNORED) != 0;
+            off += sizeof(ev) + ev.len;
+        }
+    }
+    if (gone) {
+        close(s->inotify_fd);
+        s->inotify_fd = -1;
+        s->inotify_failed = true;
+    }
+    return relevant;
+}
+
+static enum store_status sqlite_data_version(struct store *st, long long *out)
+{
+    int rc = sqlite_one_int(sqlite_of(st), STMT_DATA_VERSION, out);
+    return rc == SQLITE_OK ? STORE_OK : sqlite_failure_of(rc);
+}
+
+const struct store_ops store_sqlite_ops = {
+    .engine = "sqlite",
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .last_error = sqlite_last_error,
+    .migrate = sqlite_migrate,
+    .schema_version = sqlite_schema_version,
+    .schema_latest = sqlite_schema_latest,
+    .order_create = sqlite_order_create,
+    .order_get = sqlite_order_get,
+    .order_transition = sqlite_order_transition,
+    .order_page = sqlite_order_page,
+    .outbox_stats = sqlite_outbox_stats,
+    .outbox_fetch = sqlite_outbox_fetch,
+    .outbox_commit = sqlite_outbox_commit,
+    .lease_peek = sqlite_lease_peek,
+    .lease_acquire = sqlite_lease_acquire,
+    .lease_renew = sqlite_lease_renew,
+    .lease_release = sqlite_lease_release,
+    .outbox_prune = sqlite_outbox_prune,
+    .change_fd = sqlite_change_fd,
+    .change_drain = sqlite_change_drain,
+    .data_version = sqlite_data_version,
+};
