@@ -70,10 +70,16 @@ def wait_for(predicate, timeout, what):
 # -- the database, as the workers leave it ---------------------------------
 
 def create_db(path):
+    """The schema as the workers' migration leaves it, recorded in
+    schema_migrations: the publisher waits until it is at its version."""
     db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+               " name TEXT NOT NULL, applied_at INTEGER NOT NULL)")
     for migration in MIGRATIONS:
         db.executescript(migration.read_text())
+        db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                   (int(migration.name.split("_")[0]), migration.name, now_ms()))
     db.commit()
     db.close()
 
