@@ -6,8 +6,8 @@
 
 /* Layout (RFC 9562, 5.7): 48 bits of Unix milliseconds, version 7, 12 bits
  * and 62 bits of randomness around the variant bits.  Ids of one millisecond
- * are not ordered among themselves; the list orders by (created_at, id),
- * which is all the contract asks. */
+ * are not ordered among themselves, so the list orders by the store's
+ * creation sequence instead (adapters/store_*.c). */
 int uuid_v7_generate(long long unix_ms, char *out)
 {
     unsigned char b[16];
