@@ -50,6 +50,13 @@ void auth_cache_free(struct auth_cache *c)
     free(c);
 }
 
+void auth_cache_clear(struct auth_cache *c)
+{
+    for (size_t i = 0; i < AUTH_CACHE_SLOTS; i++)
+        if (c->slot[i].len != 0)
+            crypto_wipe(&c->slot[i], sizeof c->slot[i]);
+}
+
 /* The first byte of the signature segment (after the last '.'), or -1
  * when the token cannot be cached (too long, or no two characters of
  * signature to decode). */

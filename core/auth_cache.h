@@ -36,6 +36,9 @@ bool auth_cache_lookup(const struct auth_cache *c, const char *tok, size_t len,
                        struct auth_principal *principal,
                        struct auth_times *times);
 
+/* Forgets every token: the keys they were accepted with changed. */
+void auth_cache_clear(struct auth_cache *c);
+
 /* Remembers an accepted token; the newest takes its slot. */
 void auth_cache_store(struct auth_cache *c, const char *tok, size_t len,
                       const struct auth_principal *principal,

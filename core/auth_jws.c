@@ -6,9 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jwt.h>
+#include <strings.h>
 
 #include "auth_bearer.h"
+#include "utf8.h"
 
 /* A JOSE header has a handful of members; the bound keeps the duplicate
  * check cheap. */
@@ -58,41 +59,85 @@ static bool has_duplicate_member(const cJSON *obj)
     return false;
 }
 
-static bool member_count_ok(const cJSON *obj)
+/* RFC 7515 4.1.9 and RFC 9068 2.1; media types compare without case, and
+ * "application/" may be left out (RFC 7515 4.1.9). */
+static bool typ_ok(const char *typ)
 {
-    int n = 0;
-    for (const cJSON *a = obj->child; a != NULL; a = a->next)
-        if (++n > AUTH_JWS_HEADER_MEMBERS_MAX)
+    if (strncasecmp(typ, "application/", 12) == 0)
+        typ += 12;
+    return strcasecmp(typ, "JWT") == 0 || strcasecmp(typ, "at+jwt") == 0;
+}
+
+/* A decoded segment as text: no NUL byte, valid UTF-8 (RFC 7159 8.1). */
+static bool text_ok(const unsigned char *s, size_t n)
+{
+    if (memchr(s, '\0', n) != NULL)
+        return false;
+    for (size_t i = 0; i < n;) {
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        int l = utf8_sequence_len(s + i);
+        if (l == 0)
             return false;
+        i += (size_t)l;
+    }
     return true;
+}
+
+/* A segment decoded into a JSON object with no duplicate member and at
+ * most max members; NULL otherwise.  buf holds the decoded text. */
+static cJSON *segment_object(const char *seg, size_t len, int max)
+{
+    if (len > AUTH_TOKEN_MAX)
+        return NULL;
+    unsigned char buf[CRYPTO_B64URL_DECODED_MAX(AUTH_TOKEN_MAX) + 1];
+    size_t n = 0;
+    if (!crypto_b64url_decode(seg, len, buf, &n))
+        return NULL;
+    buf[n] = '\0';
+    if (!text_ok(buf, n))
+        return NULL;
+    cJSON *doc = cJSON_ParseWithLengthOpts((const char *)buf, n + 1, NULL, 1);
+    int count = 0;
+    if (doc != NULL && cJSON_IsObject(doc) && !has_duplicate_member(doc)) {
+        for (const cJSON *a = doc->child; a != NULL; a = a->next)
+            count++;
+        if (count <= max)
+            return doc;
+    }
+    cJSON_Delete(doc);
+    return NULL;
 }
 
 bool auth_jws_read_header(const struct auth_jws *j, struct auth_jws_header *h,
                           const char **why)
 {
-    unsigned char buf[CRYPTO_B64URL_DECODED_MAX(AUTH_TOKEN_MAX) + 1];
-    size_t n = 0;
     *why = "malformed token header";
-    if (j->header_len > AUTH_TOKEN_MAX ||
-        !crypto_b64url_decode(j->header, j->header_len, buf, &n))
+    cJSON *doc = segment_object(j->header, j->header_len, AUTH_JWS_HEADER_MEMBERS_MAX);
+    if (doc == NULL)
         return false;
-    buf[n] = '\0';
-    if (memchr(buf, '\0', n) != NULL)
-        return false;
-    cJSON *doc = cJSON_ParseWithLengthOpts((const char *)buf, n + 1, NULL, 1);
+    const cJSON *alg = cJSON_GetObjectItemCaseSensitive(doc, "alg");
+    const cJSON *kid = cJSON_GetObjectItemCaseSensitive(doc, "kid");
+    const cJSON *typ = cJSON_GetObjectItemCaseSensitive(doc, "typ");
     bool ok = false;
-    if (doc != NULL && cJSON_IsObject(doc) && member_count_ok(doc) &&
-        !has_duplicate_member(doc)) {
-        const cJSON *alg = cJSON_GetObjectItemCaseSensitive(doc, "alg");
-        if (!cJSON_IsString(alg) || strlen(alg->valuestring) > AUTH_JWS_ALG_MAX)
-            *why = "token algorithm not accepted";
-        else if (cJSON_GetObjectItemCaseSensitive(doc, "crit") != NULL)
-            *why = "token header has critical extensions";
-        else {
-            memset(h, 0, sizeof *h);
-            strcpy(h->alg, alg->valuestring);
-            ok = true;
+    if (!cJSON_IsString(alg) || strlen(alg->valuestring) > AUTH_JWS_ALG_MAX)
+        *why = "token algorithm not accepted";
+    else if (cJSON_GetObjectItemCaseSensitive(doc, "crit") != NULL)
+        *why = "token header has critical extensions";
+    else if (kid != NULL && (!cJSON_IsString(kid) || strlen(kid->valuestring) > AUTH_KID_MAX))
+        *why = "token kid is not a short string";
+    else if (typ != NULL && (!cJSON_IsString(typ) || !typ_ok(typ->valuestring)))
+        *why = "token typ is not JWT or at+jwt";
+    else {
+        memset(h, 0, sizeof *h);
+        strcpy(h->alg, alg->valuestring);
+        if (kid != NULL) {
+            h->has_kid = true;
+            strcpy(h->kid, kid->valuestring);
         }
+        ok = true;
     }
     cJSON_Delete(doc);
     return ok;
@@ -112,33 +157,34 @@ bool auth_jws_hmac_ok(struct crypto_hmac *key, const struct auth_jws *j)
     return n == j->signature_len && crypto_equal(want, j->signature, n);
 }
 
-cJSON *auth_jws_claims(const char *tok, size_t len, const char **why)
+bool auth_jws_signature_ok(const struct auth_key *key, const struct auth_alg *alg,
+                           const struct auth_jws *j)
 {
-    *why = "bad token signature or encoding";
-    if (len > AUTH_TOKEN_MAX)
-        return NULL;
-    char buf[AUTH_TOKEN_MAX + 1];
-    memcpy(buf, tok, len);
-    buf[len] = '\0';
-    /* Given no key, libjwt decodes header and claims exactly as when it
-     * verifies (the same alg and typ checks, the same jansson parse) and
-     * skips only its own signature check, which the caller has done. */
-    jwt_t *jwt = NULL;
-    int rc = jwt_decode(&jwt, buf, NULL, 0);
-    if (rc != 0 || jwt == NULL) {
-        jwt_free(jwt);
-        return NULL;
-    }
-    char *json = jwt_get_grants_json(jwt, NULL);
-    jwt_free(jwt);
-    *why = "unreadable token claims";
-    if (json == NULL)
-        return NULL;
-    cJSON *claims = cJSON_Parse(json);
-    free(json);
-    if (claims == NULL || !cJSON_IsObject(claims)) {
-        cJSON_Delete(claims);
-        return NULL;
-    }
+    static const enum crypto_sig_scheme schemes[] = {
+        [AUTH_ALG_RSA_PKCS1] = CRYPTO_SIG_RSA_PKCS1,
+        [AUTH_ALG_RSA_PSS] = CRYPTO_SIG_RSA_PSS,
+        [AUTH_ALG_ECDSA] = CRYPTO_SIG_ECDSA,
+        [AUTH_ALG_EDDSA] = CRYPTO_SIG_EDDSA,
+    };
+    /* The largest signature: RSA with a 16384-bit modulus (the JWK parser
+     * takes n up to 4096 base64url characters, 3072 bytes). */
+    unsigned char sig[CRYPTO_B64URL_DECODED_MAX(4096)];
+    size_t n = 0;
+    if (alg->family == AUTH_ALG_HMAC || j->signature_len > 4096 ||
+        !crypto_b64url_decode(j->signature, j->signature_len, sig, &n))
+        return false;
+    return crypto_verify(key->key, schemes[alg->family], alg->hash, j->header,
+                         j->signing_input_len, sig, n);
+}
+
+/* Real claim sets have a few dozen members; the bound keeps the duplicate
+ * check cheap. */
+#define AUTH_JWS_CLAIMS_MAX 128
+
+cJSON *auth_jws_claims(const struct auth_jws *j, const char **why)
+{
+    cJSON *claims = segment_object(j->payload, j->payload_len, AUTH_JWS_CLAIMS_MAX);
+    if (claims == NULL)
+        *why = "unreadable token claims";
     return claims;
 }

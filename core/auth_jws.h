@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "auth_jwk.h"
 #include "crypto.h"
 
 struct auth_jws {
@@ -33,6 +34,8 @@ struct auth_jws {
 /* What the verifier needs from the protected header. */
 struct auth_jws_header {
     char alg[AUTH_JWS_ALG_MAX + 1];
+    char kid[AUTH_KID_MAX + 1];
+    bool has_kid;
 };
 
 /* false when the token is not three valid segments. */
@@ -41,8 +44,11 @@ bool auth_jws_split(const char *tok, size_t len, struct auth_jws *out);
 /*
  * Decodes the protected header: a JSON object with no duplicate member
  * (parsers disagree on which one wins), a handful of members at most, a
- * string "alg", and no "crit" (RFC 7515 4.1.11: extensions that must be
- * understood; we understand none).  false with why set otherwise.
+ * string "alg", a string "kid" if any, a "typ" if any that says JWT or an
+ * RFC 9068 access token ("JWT", "at+jwt", with or without "application/",
+ * any case, RFC 7515 4.1.9), and no "crit" (RFC 7515 4.1.11: extensions
+ * that must be understood; we understand none).  false with why set
+ * otherwise.
  */
 bool auth_jws_read_header(const struct auth_jws *j, struct auth_jws_header *h,
                           const char **why);
@@ -51,13 +57,16 @@ bool auth_jws_read_header(const struct auth_jws *j, struct auth_jws_header *h,
  * the signing input under key (compared in constant time). */
 bool auth_jws_hmac_ok(struct crypto_hmac *key, const struct auth_jws *j);
 
+/* The signature segment is a valid signature of the signing input under
+ * key with alg (RSA, RSA-PSS, ECDSA or EdDSA). */
+bool auth_jws_signature_ok(const struct auth_key *key, const struct auth_alg *alg,
+                           const struct auth_jws *j);
+
 /*
- * The claims of a token whose signature was checked: libjwt 1.10 decodes
- * the token (its header checks, its jansson parse of the payload: UTF-8
- * checked, no NUL, overflowing integers refused) and the claims come back
- * as a cJSON object.  NULL with why set when libjwt refuses the token or
- * the payload is not an object.
+ * The claims of a token whose signature was checked: the payload decoded,
+ * valid UTF-8 without NUL, a JSON object with no duplicate member.  NULL
+ * with why set otherwise.
  */
-cJSON *auth_jws_claims(const char *tok, size_t len, const char **why);
+cJSON *auth_jws_claims(const struct auth_jws *j, const char **why);
 
 #endif

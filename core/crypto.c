@@ -13,11 +13,16 @@
 #include <pthread.h>
 #include <string.h>
 
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/err.h>
 
 static const char *const crypto_md_names[] = {
     [CRYPTO_SHA256] = "SHA256",
@@ -235,4 +240,189 @@ int crypto_random(void *buf, size_t len)
 void crypto_wipe(void *p, size_t n)
 {
     OPENSSL_cleanse(p, n);
+}
+
+/* ---- public keys and signatures ------------------------------------------ */
+
+struct crypto_pubkey {
+    EVP_PKEY *pkey;
+    enum crypto_key_type type;
+};
+
+static struct crypto_pubkey *crypto_pubkey_wrap(EVP_PKEY *pkey,
+                                                enum crypto_key_type type)
+{
+    if (pkey == NULL)
+        return NULL;
+    struct crypto_pubkey *k = OPENSSL_zalloc(sizeof *k);
+    if (k == NULL) {
+        EVP_PKEY_free(pkey);
+        return NULL;
+    }
+    k->pkey = pkey;
+    k->type = type;
+    return k;
+}
+
+/* A public key from OSSL_PARAMs (the provider checks what it is given). */
+static EVP_PKEY *crypto_pkey_fromdata(const char *type, OSSL_PARAM *params)
+{
+    EVP_PKEY *pkey = NULL;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
+    if (ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
+        EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
+        pkey = NULL;
+    EVP_PKEY_CTX_free(ctx);
+    return pkey;
+}
+
+struct crypto_pubkey *crypto_pubkey_rsa(const unsigned char *n, size_t nlen,
+                                        const unsigned char *e, size_t elen,
+                                        unsigned min_bits)
+{
+    if (crypto_init() != 0 || nlen == 0 || elen == 0 || nlen > INT_MAX ||
+        elen > INT_MAX)
+        return NULL;
+    BIGNUM *bn = BN_bin2bn(n, (int)nlen, NULL), *be = BN_bin2bn(e, (int)elen, NULL);
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY *pkey = NULL;
+    /* An even or tiny exponent is no RSA key anyone generates. */
+    if (bn != NULL && be != NULL && bld != NULL &&
+        (unsigned)BN_num_bits(bn) >= min_bits && BN_is_odd(be) &&
+        BN_num_bits(be) >= 2 && BN_num_bits(be) <= 64 &&
+        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) == 1 &&
+        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) == 1 &&
+        (params = OSSL_PARAM_BLD_to_param(bld)) != NULL)
+        pkey = crypto_pkey_fromdata("RSA", params);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    BN_free(bn);
+    BN_free(be);
+    return crypto_pubkey_wrap(pkey, CRYPTO_KEY_RSA);
+}
+
+struct crypto_pubkey *crypto_pubkey_ec(enum crypto_key_type curve,
+                                       const unsigned char *x, size_t xlen,
+                                       const unsigned char *y, size_t ylen)
+{
+    size_t size = curve == CRYPTO_KEY_P256 ? 32 : curve == CRYPTO_KEY_P384 ? 48 : 0;
+    if (crypto_init() != 0 || size == 0 || xlen != size || ylen != size)
+        return NULL;
+    /* SEC 1 2.3.3: the uncompressed point, 0x04 || x || y. */
+    unsigned char point[1 + 2 * 48];
+    point[0] = 0x04;
+    memcpy(point + 1, x, size);
+    memcpy(point + 1 + size, y, size);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
+                                         curve == CRYPTO_KEY_P256 ? "P-256" : "P-384", 0),
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point, 1 + 2 * size),
+        OSSL_PARAM_construct_end(),
+    };
+    EVP_PKEY *pkey = crypto_pkey_fromdata("EC", params);
+    /* fromdata decodes the point; the check proves it lies on the curve. */
+    EVP_PKEY_CTX *ctx = pkey ? EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL) : NULL;
+    if (pkey != NULL && (ctx == NULL || EVP_PKEY_public_check(ctx) != 1)) {
+        EVP_PKEY_free(pkey);
+        pkey = NULL;
+    }
+    EVP_PKEY_CTX_free(ctx);
+    return crypto_pubkey_wrap(pkey, curve);
+}
+
+struct crypto_pubkey *crypto_pubkey_ed25519(const unsigned char *x, size_t xlen)
+{
+    if (crypto_init() != 0 || xlen != 32)
+        return NULL;
+    EVP_PKEY *pkey = EVP_PKEY_new_raw_public_key_ex(NULL, "ED25519", NULL, x, xlen);
+    return crypto_pubkey_wrap(pkey, CRYPTO_KEY_ED25519);
+}
+
+void crypto_pubkey_free(struct crypto_pubkey *k)
+{
+    if (k == NULL)
+        return;
+    EVP_PKEY_free(k->pkey);
+    OPENSSL_free(k);
+}
+
+enum crypto_key_type crypto_pubkey_type(const struct crypto_pubkey *k)
+{
+    return k->type;
+}
+
+/* RFC 7518 3.4: the JWS form of an ECDSA signature is r || s, each as
+ * long as the curve's order; libcrypto verifies the DER form (X9.62). */
+static unsigned char *crypto_ecdsa_der(const unsigned char *sig, size_t siglen,
+                                       size_t size, int *derlen)
+{
+    if (siglen != 2 * size)
+        return NULL;
+    ECDSA_SIG *es = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(sig, (int)size, NULL);
+    BIGNUM *s = BN_bin2bn(sig + size, (int)size, NULL);
+    unsigned char *der = NULL;
+    if (es != NULL && r != NULL && s != NULL && ECDSA_SIG_set0(es, r, s) == 1) {
+        r = s = NULL; /* owned by es now */
+        *derlen = i2d_ECDSA_SIG(es, &der);
+        if (*derlen <= 0) {
+            OPENSSL_free(der);
+            der = NULL;
+        }
+    }
+    BN_free(r);
+    BN_free(s);
+    ECDSA_SIG_free(es);
+    return der;
+}
+
+static bool crypto_scheme_fits(enum crypto_key_type t, enum crypto_sig_scheme s)
+{
+    switch (s) {
+    case CRYPTO_SIG_RSA_PKCS1:
+    case CRYPTO_SIG_RSA_PSS:
+        return t == CRYPTO_KEY_RSA;
+    case CRYPTO_SIG_ECDSA:
+        return t == CRYPTO_KEY_P256 || t == CRYPTO_KEY_P384;
+    case CRYPTO_SIG_EDDSA:
+        return t == CRYPTO_KEY_ED25519;
+    }
+    return false;
+}
+
+bool crypto_verify(const struct crypto_pubkey *k, enum crypto_sig_scheme scheme,
+                   enum crypto_hash h, const void *msg, size_t len,
+                   const unsigned char *sig, size_t siglen)
+{
+    if (k == NULL || !crypto_scheme_fits(k->type, scheme) || crypto_md_of(h) == NULL)
+        return false;
+    const unsigned char *s = sig;
+    unsigned char *der = NULL;
+    if (scheme == CRYPTO_SIG_ECDSA) {
+        int derlen = 0;
+        der = crypto_ecdsa_der(sig, siglen, k->type == CRYPTO_KEY_P256 ? 32 : 48, &derlen);
+        if (der == NULL)
+            return false;
+        s = der;
+        siglen = (size_t)derlen;
+    }
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+    const char *mdname = scheme == CRYPTO_SIG_EDDSA ? NULL : crypto_md_names[h];
+    bool ok = ctx != NULL &&
+              EVP_DigestVerifyInit_ex(ctx, &pctx, mdname, NULL, NULL, k->pkey, NULL) == 1;
+    if (ok && scheme == CRYPTO_SIG_RSA_PSS)
+        ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
+             EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1 &&
+             EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx, crypto_md_names[h], NULL) == 1;
+    else if (ok && scheme == CRYPTO_SIG_RSA_PKCS1)
+        ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1;
+    ok = ok && EVP_DigestVerify(ctx, s, siglen, msg, len) == 1;
+    EVP_MD_CTX_free(ctx);
+    OPENSSL_free(der);
+    /* A failed verification leaves errors on the thread's queue; they say
+     * nothing a caller needs and must not pile up. */
+    ERR_clear_error();
+    return ok;
 }

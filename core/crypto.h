@@ -91,4 +91,47 @@ int crypto_random(void *buf, size_t len);
 /* Zeroes memory in a way the compiler cannot drop (OPENSSL_cleanse). */
 void crypto_wipe(void *p, size_t n);
 
+/* ---- public keys and signatures (JWS, RFC 7518 3.3-3.5, RFC 8037) ---- */
+
+/* A public key imported from its raw parts (a JWK's members, decoded). */
+struct crypto_pubkey;
+
+enum crypto_key_type {
+    CRYPTO_KEY_RSA,
+    CRYPTO_KEY_P256,
+    CRYPTO_KEY_P384,
+    CRYPTO_KEY_ED25519,
+};
+
+/* RSA from its modulus and exponent (big-endian, leading zeros allowed).
+ * NULL when they do not make an RSA key of at least min_bits bits. */
+struct crypto_pubkey *crypto_pubkey_rsa(const unsigned char *n, size_t nlen,
+                                        const unsigned char *e, size_t elen,
+                                        unsigned min_bits);
+/* An EC point on P-256 or P-384 from its coordinates, each exactly the
+ * field's size (32 or 48 bytes); NULL when not a point of the curve. */
+struct crypto_pubkey *crypto_pubkey_ec(enum crypto_key_type curve,
+                                       const unsigned char *x, size_t xlen,
+                                       const unsigned char *y, size_t ylen);
+/* An Ed25519 public key (32 bytes). */
+struct crypto_pubkey *crypto_pubkey_ed25519(const unsigned char *x, size_t xlen);
+void crypto_pubkey_free(struct crypto_pubkey *k);
+enum crypto_key_type crypto_pubkey_type(const struct crypto_pubkey *k);
+
+enum crypto_sig_scheme {
+    CRYPTO_SIG_RSA_PKCS1, /* RSASSA-PKCS1-v1_5: RS256/384/512 */
+    CRYPTO_SIG_RSA_PSS,   /* RSASSA-PSS, MGF1 with the same hash, salt as
+                             long as the hash: PS256/384/512 */
+    CRYPTO_SIG_ECDSA,     /* r || s, each the curve's size: ES256/384 */
+    CRYPTO_SIG_EDDSA,     /* Ed25519 (the hash is ignored): EdDSA */
+};
+
+/* true when sig is a valid signature of msg under k with the scheme and
+ * hash.  The scheme must fit the key (an ECDSA scheme on an RSA key is
+ * simply false); ECDSA signatures are the JWS form, converted here to the
+ * DER libcrypto verifies. */
+bool crypto_verify(const struct crypto_pubkey *k, enum crypto_sig_scheme scheme,
+                   enum crypto_hash h, const void *msg, size_t len,
+                   const unsigned char *sig, size_t siglen);
+
 #endif

@@ -998,8 +998,10 @@ START_TEST(verifier_settings)
     free(tok);
     auth_verifier_free(v);
 
-    static const char *const bad_algs[] = {"hs256", "none", "RS256", "",
-                                           "HS256 ", "ES256"};
+    /* "" is unset, as in the environment: the default. */
+    static const char *const bad_algs[] = {"hs256", "none", "RS256", ",",
+                                           "HS256 ", "ES256", "HS256,,HS384",
+                                           "HS256,RS256", "EdDSA"};
     for (size_t i = 0; i < sizeof bad_algs / sizeof bad_algs[0]; i++) {
         s = settings(bad_algs[i]);
         err[0] = '\0';
