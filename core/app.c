@@ -57,21 +57,14 @@ static char *app_render_service_info(void)
 }
 
 int app_init(struct app *app, const struct config *cfg, struct store *store,
-             char *err, size_t errlen)
+             const struct auth_key_source *keys, char *err, size_t errlen)
 {
     memset(app, 0, sizeof *app);
     app->cfg = cfg;
     app->store = store;
     app->log.level = cfg->log_level;
     app->log.fd = 2;
-    struct auth_settings settings = {
-        .secret = cfg->jwt_secret,
-        .secret_len = cfg->jwt_secret_len,
-        .algorithm = cfg->jwt_algorithm,
-        .issuer = cfg->jwt_issuer,
-        .audience = cfg->jwt_audience,
-        .leeway_seconds = AUTH_LEEWAY_SECONDS,
-    };
+    struct auth_settings settings = config_auth_settings(cfg, keys);
     app->auth = auth_verifier_new(&settings, err, errlen);
     if (app->auth == NULL)
         return -1;

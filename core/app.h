@@ -29,10 +29,11 @@ struct app {
     struct span_sink spans; /* emit == NULL: tracing off, no cost */
 };
 
-/* Builds the app around an open, migrated store (not owned).  Returns 0, or
- * -1 with a message in err. */
+/* Builds the app around an open, migrated store (not owned).  keys: where
+ * the identity provider's key set comes from when one is configured (not
+ * owned; NULL otherwise).  Returns 0, or -1 with a message in err. */
 int app_init(struct app *app, const struct config *cfg, struct store *store,
-             char *err, size_t errlen);
+             const struct auth_key_source *keys, char *err, size_t errlen);
 void app_free(struct app *app);
 
 /* Counts into m (the pool's shared memory) instead of the app's private

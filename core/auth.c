@@ -77,21 +77,23 @@ static bool parse_allowed(struct auth_verifier *v, const struct auth_settings *s
         size_t n = strcspn(p, ",");
         char name[32];
         if (n == 0 || n >= sizeof name) {
-            set_err(err, errlen, "JWT algorithms: '%s' is not a comma-separated list", list);
+            set_err(err, errlen, "JWT_ALGORITHMS (or JWT_ALGORITHM): '%s' is not a comma-separated list", list);
             return false;
         }
         memcpy(name, p, n);
         name[n] = '\0';
         const struct auth_alg *a = auth_alg_named(name);
         if (a == NULL) {
-            set_err(err, errlen, "unsupported JWT algorithm '%s' (want HS256/384/512, "
-                    "RS256/384/512, PS256/384/512, ES256, ES384 or EdDSA)", name);
+            set_err(err, errlen, "JWT_ALGORITHMS (or JWT_ALGORITHM): unsupported algorithm "
+                    "'%s' (want HS256/384/512, RS256/384/512, PS256/384/512, ES256, "
+                    "ES384 or EdDSA, spelt so)", name);
             return false;
         }
         if ((a->family == AUTH_ALG_HMAC) != want_hmac) {
             set_err(err, errlen, want_hmac
-                    ? "JWT algorithm %s needs a key set (JWT_JWKS_URL or JWT_JWKS_FILE)"
-                    : "JWT algorithm %s needs a shared secret, not a key set", name);
+                    ? "JWT_ALGORITHMS (or JWT_ALGORITHM): %s needs a key set "
+                      "(JWT_JWKS_URL or JWT_JWKS_FILE)"
+                    : "JWT_ALGORITHMS: %s needs a shared secret, not a key set", name);
             return false;
         }
         bool seen = false;
@@ -99,7 +101,7 @@ static bool parse_allowed(struct auth_verifier *v, const struct auth_settings *s
             seen = seen || v->allowed[i] == a;
         if (!seen) {
             if (v->nallowed == AUTH_ALLOWED_MAX) {
-                set_err(err, errlen, "too many JWT algorithms in '%s'", list);
+                set_err(err, errlen, "JWT_ALGORITHMS: too many algorithms in '%s'", list);
                 return false;
             }
             v->allowed[v->nallowed++] = a;

@@ -16,9 +16,14 @@ static int config_read_table(struct config *cfg, char *err, size_t errlen)
     const struct setting rows[] = {
         SETTING_INT_ROW("DB_BUSY_TIMEOUT_MS", 5000, 0, 600000, &cfg->busy_timeout_ms),
         SETTING_INT_ROW("REQUEST_TIMEOUT", 30, 1, 3600, &cfg->request_timeout_s),
-        SETTING_TEXT_ROW("JWT_ALGORITHM", "HS256", &cfg->jwt_algorithm),
+        SETTING_TEXT_ROW("JWT_ALGORITHM", NULL, &cfg->jwt_algorithm),
+        SETTING_TEXT_ROW("JWT_ALGORITHMS", NULL, &cfg->jwt_algorithms),
         SETTING_TEXT_ROW("JWT_ISSUER", NULL, &cfg->jwt_issuer),
         SETTING_TEXT_ROW("JWT_AUDIENCE", NULL, &cfg->jwt_audience),
+        SETTING_TEXT_ROW("JWT_JWKS_URL", NULL, &cfg->jwks_url),
+        SETTING_TEXT_ROW("JWT_JWKS_FILE", NULL, &cfg->jwks_file),
+        SETTING_INT_ROW("JWT_JWKS_REFRESH_S", 300, 1, 86400, &cfg->jwks_refresh_s),
+        SETTING_INT_ROW("JWT_JWKS_MIN_REFRESH_S", 30, 0, 3600, &cfg->jwks_min_refresh_s),
         SETTING_TEXT_ROW("EVENT_SINK", "stdout", &cfg->event_sink),
         SETTING_TEXT_ROW("EVENT_SOURCE", "/orders", &cfg->event_source),
         SETTING_LOG_LEVEL_ROW("LOG_LEVEL", &cfg->log_level),
@@ -34,12 +39,6 @@ static int config_read_table(struct config *cfg, char *err, size_t errlen)
         cfg->otlp_endpoint = otlp;
     else
         free(otlp);
-    /* The algorithms core/auth.c verifies, spelt as RFC 7518 spells them. */
-    const char *alg = cfg->jwt_algorithm;
-    if (strcmp(alg, "HS256") != 0 && strcmp(alg, "HS384") != 0 && strcmp(alg, "HS512") != 0) {
-        snprintf(err, errlen, "JWT_ALGORITHM must be HS256, HS384 or HS512, not '%s'", alg);
-        return -1;
-    }
     return 0;
 }
 
@@ -59,6 +58,71 @@ static int config_check_timeouts(const struct config *cfg, char *err, size_t err
                  cfg->busy_timeout_ms, CONFIG_TIMEOUT_MARGIN_MS, limit < 0 ? 0 : limit);
         return -1;
     }
+    return 0;
+}
+
+/* The key set's source, checked here; the algorithms and the issuer are
+ * checked by building the verifier (config_check_auth). */
+static int config_check_jwks(const struct config *cfg, char *err, size_t errlen)
+{
+    if (cfg->jwks_url != NULL && cfg->jwks_file != NULL) {
+        snprintf(err, errlen, "JWT_JWKS_URL and JWT_JWKS_FILE are both set; choose one");
+        return -1;
+    }
+    if (cfg->jwks_url != NULL && strncmp(cfg->jwks_url, "https://", 8) != 0 &&
+        strncmp(cfg->jwks_url, "http://", 7) != 0) {
+        snprintf(err, errlen, "JWT_JWKS_URL must be an https:// or http:// URL");
+        return -1;
+    }
+    if (cfg->jwks_min_refresh_s > cfg->jwks_refresh_s) {
+        snprintf(err, errlen, "JWT_JWKS_MIN_REFRESH_S (%d) must not exceed "
+                 "JWT_JWKS_REFRESH_S (%d)", cfg->jwks_min_refresh_s, cfg->jwks_refresh_s);
+        return -1;
+    }
+    return 0;
+}
+
+bool config_has_jwks(const struct config *cfg)
+{
+    return cfg->jwks_url != NULL || cfg->jwks_file != NULL;
+}
+
+struct auth_settings config_auth_settings(const struct config *cfg,
+                                          const struct auth_key_source *keys)
+{
+    return (struct auth_settings){
+        .secret = cfg->jwt_secret,
+        .secret_len = cfg->jwt_secret_len,
+        .algorithms = cfg->jwt_algorithms,
+        .algorithm = cfg->jwt_algorithm,
+        .keys = keys,
+        .key_wait_ms = CONFIG_JWKS_WAIT_MS,
+        .issuer = cfg->jwt_issuer,
+        .audience = cfg->jwt_audience,
+        .leeway_seconds = AUTH_LEEWAY_SECONDS,
+    };
+}
+
+/* The verifier is built once here and thrown away, so that every setting
+ * it reads is refused at start with its own message (the algorithms, the
+ * issuer a key set needs, the secret's length).  Without the secret
+ * (--migrate) a stand-in of the least length lets the rest be checked. */
+static int config_check_auth(const struct config *cfg, char *err, size_t errlen)
+{
+    static const struct auth_key_source no_keys;
+    static const unsigned char stand_in[SECRET_MIN_LEN];
+    struct auth_settings s = config_auth_settings(cfg, config_has_jwks(cfg) ? &no_keys : NULL);
+    if (s.secret == NULL) {
+        s.secret = stand_in;
+        s.secret_len = sizeof stand_in;
+    }
+    char why[256];
+    struct auth_verifier *v = auth_verifier_new(&s, why, sizeof why);
+    if (v == NULL) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    auth_verifier_free(v);
     return 0;
 }
 
@@ -82,7 +146,9 @@ int config_load(struct config *cfg, enum config_secret secret, char *err, size_t
                           err, errlen) != 0 ||
         config_read_table(cfg, err, errlen) != 0 ||
         config_check_timeouts(cfg, err, errlen) != 0 ||
-        (secret != CONFIG_NO_SECRET && config_load_secret(cfg, secret, err, errlen) != 0)) {
+        config_check_jwks(cfg, err, errlen) != 0 ||
+        (secret != CONFIG_NO_SECRET && config_load_secret(cfg, secret, err, errlen) != 0) ||
+        config_check_auth(cfg, err, errlen) != 0) {
         config_free(cfg);
         return -1;
     }
@@ -97,6 +163,9 @@ void config_free(struct config *cfg)
     struct secret s = {cfg->jwt_secret, cfg->jwt_secret_len};
     secret_free(&s); /* wiped: the key does not linger in freed memory */
     free(cfg->jwt_algorithm);
+    free(cfg->jwt_algorithms);
+    free(cfg->jwks_url);
+    free(cfg->jwks_file);
     free(cfg->jwt_issuer);
     free(cfg->jwt_audience);
     free(cfg->event_sink);

@@ -86,6 +86,15 @@ bool handler_authorize(struct app *app, struct call *call,
                         "more than one Authorization header");
         return false;
     }
+    if (r == AUTH_UNAVAILABLE) {
+        /* No key set yet: the token may well be good; say "later", not
+         * "invalid" (GET /readyz says the same). */
+        (void)response_add_header(res, "Retry-After", "1");
+        handler_problem(call, res, PROBLEM_UNAVAILABLE,
+                        "tokens cannot be verified yet: the identity provider's "
+                        "key set has not been fetched");
+        return false;
+    }
     if (r == AUTH_NO_CREDENTIALS) {
         handler_challenge(res, NULL, NULL);
         handler_problem(call, res, PROBLEM_UNAUTHORIZED,

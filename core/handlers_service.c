@@ -36,8 +36,9 @@ void handle_healthz(struct app *app, struct call *call, struct response *res)
     handler_static_json(res, 200, "{\"status\":\"ok\"}");
 }
 
-/* Ready means: the database answers a query and its schema is the one this
- * binary was built for.  A worker started against a newer or half-upgraded
+/* Ready means: the database answers a query, its schema is the one this
+ * binary was built for, and tokens can be verified (with a key set: one
+ * has been fetched).  A worker started against a newer or half-upgraded
  * database says so instead of serving. */
 void handle_readyz(struct app *app, struct call *call, struct response *res)
 {
@@ -52,6 +53,12 @@ void handle_readyz(struct app *app, struct call *call, struct response *res)
         (void)response_add_header(res, "Retry-After", "1");
         handler_problem(call, res, PROBLEM_UNAVAILABLE,
                         "the database schema is not at the expected version");
+        return;
+    }
+    if (!auth_ready(app->auth)) {
+        (void)response_add_header(res, "Retry-After", "1");
+        handler_problem(call, res, PROBLEM_UNAVAILABLE,
+                        "the identity provider's key set has not been fetched yet");
         return;
     }
     handler_static_json(res, 200, "{\"status\":\"ready\"}");

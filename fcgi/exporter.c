@@ -1,7 +1,6 @@
 #include "exporter.h"
 
 #include <curl/curl.h>
-#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -11,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "libcurl.h"
 #include "otlp.h"
 
 #define EXPORTER_RING 2048       /* spans buffered per worker */
@@ -18,68 +18,8 @@
 #define EXPORTER_INTERVAL_MS 1000
 #define EXPORTER_TIMEOUT_MS 2000
 
-/*
- * libcurl is loaded with dlopen when the first exporter starts, not linked:
- * linked, it maps itself and some thirty libraries it depends on (TLS,
- * Kerberos, LDAP, SSH, IDN...) into every worker, about 3 MiB of resident
- * memory per worker, for a feature that is off unless
- * OTEL_EXPORTER_OTLP_ENDPOINT is set.  <curl/curl.h> still gives the types
- * and constants; only these entry points are looked up, from the same
- * libcurl4 package (soname libcurl.so.4) the build found.
- */
-static struct {
-    CURLcode (*global_init)(long flags);
-    CURL *(*easy_init)(void);
-    CURLcode (*easy_setopt)(CURL *curl, CURLoption option, ...);
-    CURLcode (*easy_perform)(CURL *curl);
-    CURLcode (*easy_getinfo)(CURL *curl, CURLINFO info, ...);
-    void (*easy_cleanup)(CURL *curl);
-    struct curl_slist *(*slist_append)(struct curl_slist *list, const char *s);
-    void (*slist_free_all)(struct curl_slist *list);
-} libcurl;
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static bool curl_ready;
-
-static void curl_load(void)
-{
-    void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-    if (h == NULL) {
-        fprintf(stderr, "orders-fcgi: trace export: %s\n", dlerror());
-        return;
-    }
-    /* POSIX allows converting dlsym's void * to a function pointer; ISO C
-     * does not, hence the memcpy. */
-    static const struct {
-        const char *name;
-        size_t offset;
-    } syms[] = {
-        {"curl_global_init", offsetof(__typeof__(libcurl), global_init)},
-        {"curl_easy_init", offsetof(__typeof__(libcurl), easy_init)},
-        {"curl_easy_setopt", offsetof(__typeof__(libcurl), easy_setopt)},
-        {"curl_easy_perform", offsetof(__typeof__(libcurl), easy_perform)},
-        {"curl_easy_getinfo", offsetof(__typeof__(libcurl), easy_getinfo)},
-        {"curl_easy_cleanup", offsetof(__typeof__(libcurl), easy_cleanup)},
-        {"curl_slist_append", offsetof(__typeof__(libcurl), slist_append)},
-        {"curl_slist_free_all", offsetof(__typeof__(libcurl), slist_free_all)},
-    };
-    for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
-        void *f = dlsym(h, syms[i].name);
-        if (f == NULL) {
-            fprintf(stderr, "orders-fcgi: trace export: libcurl.so.4 has no %s\n",
-                    syms[i].name);
-            return;
-        }
-        memcpy((char *)&libcurl + syms[i].offset, &f, sizeof f);
-    }
-    /* Once per process, before any exporter thread exists; never cleaned
-     * up, as the library stays loaded until the worker exits. */
-    if (libcurl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        fprintf(stderr, "orders-fcgi: trace export: cannot initialise libcurl\n");
-        return;
-    }
-    curl_ready = true;
-}
+/* libcurl, loaded by the first exporter_start (fcgi/libcurl.h). */
+static const struct libcurl *curl;
 
 struct exporter {
     pthread_mutex_t lock;
@@ -137,10 +77,10 @@ static void exporter_post(struct exporter *e, const struct span *batch, size_t n
         exporter_count(e->dropped, n);
         return;
     }
-    libcurl.easy_setopt(e->curl, CURLOPT_POSTFIELDS, body);
-    CURLcode rc = libcurl.easy_perform(e->curl);
+    curl->easy_setopt(e->curl, CURLOPT_POSTFIELDS, body);
+    CURLcode rc = curl->easy_perform(e->curl);
     long status = 0;
-    libcurl.easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
+    curl->easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
     free(body);
     /* OTLP/HTTP: 2xx is success; anything else is a lost batch.  Retrying
      * would hold spans the ring needs for newer requests. */
@@ -189,16 +129,16 @@ static int exporter_setup_curl(struct exporter *e, const char *endpoint)
                      has_path ? "" : "/v1/traces");
     if (w < 0 || (size_t)w >= sizeof e->url)
         return -1;
-    e->curl = libcurl.easy_init();
-    e->headers = libcurl.slist_append(NULL, "Content-Type: application/json");
+    e->curl = curl->easy_init();
+    e->headers = curl->slist_append(NULL, "Content-Type: application/json");
     if (e->curl == NULL || e->headers == NULL)
         return -1;
-    if (libcurl.easy_setopt(e->curl, CURLOPT_URL, e->url) != CURLE_OK ||
-        libcurl.easy_setopt(e->curl, CURLOPT_HTTPHEADER, e->headers) != CURLE_OK ||
-        libcurl.easy_setopt(e->curl, CURLOPT_TIMEOUT_MS, (long)EXPORTER_TIMEOUT_MS) != CURLE_OK ||
-        libcurl.easy_setopt(e->curl, CURLOPT_CONNECTTIMEOUT_MS, 1000L) != CURLE_OK ||
-        libcurl.easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-        libcurl.easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, exporter_discard) != CURLE_OK)
+    if (curl->easy_setopt(e->curl, CURLOPT_URL, e->url) != CURLE_OK ||
+        curl->easy_setopt(e->curl, CURLOPT_HTTPHEADER, e->headers) != CURLE_OK ||
+        curl->easy_setopt(e->curl, CURLOPT_TIMEOUT_MS, (long)EXPORTER_TIMEOUT_MS) != CURLE_OK ||
+        curl->easy_setopt(e->curl, CURLOPT_CONNECTTIMEOUT_MS, 1000L) != CURLE_OK ||
+        curl->easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+        curl->easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, exporter_discard) != CURLE_OK)
         return -1;
     return 0;
 }
@@ -206,9 +146,9 @@ static int exporter_setup_curl(struct exporter *e, const char *endpoint)
 static void exporter_free(struct exporter *e)
 {
     if (e->curl != NULL)
-        libcurl.easy_cleanup(e->curl);
+        curl->easy_cleanup(e->curl);
     if (e->headers != NULL)
-        libcurl.slist_free_all(e->headers);
+        curl->slist_free_all(e->headers);
     pthread_cond_destroy(&e->wake);
     pthread_mutex_destroy(&e->lock);
     free(e);
@@ -217,8 +157,7 @@ static void exporter_free(struct exporter *e)
 struct exporter *exporter_start(const char *endpoint, atomic_ullong *exported,
                                 atomic_ullong *dropped)
 {
-    pthread_once(&curl_once, curl_load);
-    if (!curl_ready)
+    if (curl == NULL && (curl = libcurl_load()) == NULL)
         return NULL;
     struct exporter *e = calloc(1, sizeof *e);
     if (e == NULL)

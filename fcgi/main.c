@@ -33,6 +33,8 @@
 #include "app.h"
 #include "config.h"
 #include "exporter.h"
+#include "jwks_fetch.h"
+#include "jwks_share.h"
 #include "pool.h"
 #include "privileges.h"
 #include "secret.h"
@@ -110,8 +112,21 @@ static int worker_main(const struct worker_args *wa)
         return 1;
     struct app app;
     char err[256];
-    if (app_init(&app, wa->cfg, st, err, sizeof err) != 0) {
+    /* The identity provider's key set, as the master fetched it for the
+     * whole pool (fcgi/jwks_share.h). */
+    struct jwks_share *jwks = NULL;
+    struct auth_key_source keys;
+    if (config_has_jwks(wa->cfg)) {
+        if ((jwks = jwks_share_attach(err, sizeof err)) == NULL) {
+            fprintf(stderr, "orders-fcgi: %s\n", err);
+            store_close(st);
+            return 1;
+        }
+        keys = jwks_share_source(jwks);
+    }
+    if (app_init(&app, wa->cfg, st, jwks != NULL ? &keys : NULL, err, sizeof err) != 0) {
         fprintf(stderr, "orders-fcgi: %s\n", err);
+        jwks_share_unmap(jwks);
         store_close(st);
         return 1;
     }
@@ -130,6 +145,7 @@ static int worker_main(const struct worker_args *wa)
                pool_worker_ready);
     exporter_stop(exp);
     app_free(&app);
+    jwks_share_unmap(jwks);
     store_close(st);
     return 0;
 }
@@ -207,7 +223,29 @@ static int run_master(const struct config *cfg, const char *argv0)
         .restarts = &shared->worker_restarts,
     };
     struct logger log = {.level = cfg->log_level, .fd = 2};
+    /* One fetcher for the whole pool, started before the workers so that
+     * they find the shared key set (and its fd) when they start. */
+    struct jwks_fetcher *fetcher = NULL;
+    if (config_has_jwks(cfg)) {
+        char err[256];
+        struct jwks_share *js = jwks_share_create(cfg->jwks_min_refresh_s * 1000);
+        struct jwks_fetch_settings fs = {
+            .url = cfg->jwks_url,
+            .file = cfg->jwks_file,
+            .refresh_s = cfg->jwks_refresh_s,
+            .min_refresh_s = cfg->jwks_min_refresh_s,
+        };
+        if (js == NULL)
+            snprintf(err, sizeof err, "cannot create the shared key set: %s", strerror(errno));
+        if (js == NULL || (fetcher = jwks_fetcher_start(&fs, js, &log, err, sizeof err)) == NULL) {
+            fprintf(stderr, "orders-fcgi: %s\n", err);
+            munmap(shared, sizeof *shared);
+            free(path);
+            return 1;
+        }
+    }
     int rc = pool_run(&ps, &log);
+    jwks_fetcher_stop(fetcher);
     munmap(shared, sizeof *shared);
     free(path);
     return rc;

@@ -137,7 +137,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         die("store_open", err);
     if (store_migrate(store, err, sizeof err) != STORE_OK)
         die("store_migrate", err);
-    if (app_init(&app, &cfg, store, err, sizeof err) != 0)
+    if (app_init(&app, &cfg, store, NULL, err, sizeof err) != 0)
         die("app_init", err);
     app.log.fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (app.log.fd < 0)

@@ -106,7 +106,7 @@ static void setup(void)
     st = open_test_store(dbpath, STORE_BUSY_TIMEOUT_MS, err, sizeof err);
     ck_assert_msg(st != NULL, "store_open: %s", err);
     ck_assert_msg(store_migrate(st, err, sizeof err) == STORE_OK, "migrate: %s", err);
-    ck_assert_msg(app_init(&app, &cfg, st, err, sizeof err) == 0, "app_init: %s", err);
+    ck_assert_msg(app_init(&app, &cfg, st, NULL, err, sizeof err) == 0, "app_init: %s", err);
     app.log.fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     ck_assert_int_ge(app.log.fd, 0);
 

@@ -18,6 +18,8 @@
 static const char *const config_vars[] = {
     "RUNTIME_DIR", "DATABASE_PATH", "DB_SYNCHRONOUS", "JWT_SECRET_KEY",
     "JWT_ALGORITHM", "JWT_ISSUER", "JWT_AUDIENCE", "EVENT_SINK",
+    "JWT_ALGORITHMS", "JWT_JWKS_URL", "JWT_JWKS_FILE", "JWT_JWKS_REFRESH_S",
+    "JWT_JWKS_MIN_REFRESH_S",
     "EVENT_SOURCE", "LOG_LEVEL", "OTEL_EXPORTER_OTLP_ENDPOINT",
     "JAEGER_ENDPOINT", "DB_BUSY_TIMEOUT_MS", "REQUEST_TIMEOUT",
     "JWT_SECRET_FILE", "CREDENTIALS_DIRECTORY", "ORDERS_SECRET_FD",
@@ -90,7 +92,12 @@ START_TEST(test_defaults_without_secret)
     ck_assert_str_eq(cfg.runtime_dir, "./var");
     ck_assert_str_eq(cfg.database_path, "./var/orders.db");
     ck_assert(cfg.synchronous_full);
-    ck_assert_str_eq(cfg.jwt_algorithm, "HS256");
+    ck_assert_ptr_null(cfg.jwt_algorithm); /* the verifier's default: HS256 */
+    ck_assert_ptr_null(cfg.jwt_algorithms);
+    ck_assert_ptr_null(cfg.jwks_url);
+    ck_assert_ptr_null(cfg.jwks_file);
+    ck_assert_int_eq(cfg.jwks_refresh_s, 300);
+    ck_assert_int_eq(cfg.jwks_min_refresh_s, 30);
     ck_assert_ptr_null(cfg.jwt_issuer);
     ck_assert_ptr_null(cfg.jwt_audience);
     ck_assert_ptr_null(cfg.jwt_secret);
@@ -167,7 +174,7 @@ START_TEST(test_empty_means_default)
     ck_assert_str_eq(cfg.runtime_dir, "./var");
     ck_assert_str_eq(cfg.database_path, "./var/orders.db");
     ck_assert(cfg.synchronous_full);
-    ck_assert_str_eq(cfg.jwt_algorithm, "HS256");
+    ck_assert_ptr_null(cfg.jwt_algorithm);
     ck_assert_ptr_null(cfg.jwt_issuer);
     ck_assert_str_eq(cfg.event_sink, "stdout");
     ck_assert_int_eq(cfg.log_level, LOG_INFO);
@@ -278,6 +285,52 @@ START_TEST(test_algorithm_pinned_to_hmac)
         ck_assert_str_eq(cfg.jwt_algorithm, good[i]);
         config_free(&cfg);
     }
+}
+END_TEST
+
+/* A key set: one source, an http(s) URL, an issuer, public-key
+ * algorithms only, and a minimum refresh within the refresh. */
+START_TEST(test_jwks_settings)
+{
+    setenv("JWT_JWKS_URL", "https://idp.example/jwks", 1);
+    expect_failure(false, "JWT_ISSUER");
+    setenv("JWT_ISSUER", "https://idp.example", 1);
+    struct config cfg;
+    char err[256];
+    ck_assert_msg(config_load(&cfg, false, err, sizeof err) == 0, "%s", err);
+    ck_assert(config_has_jwks(&cfg));
+    config_free(&cfg);
+    setenv("JWT_ALGORITHMS", "RS256,PS256,ES256,ES384,EdDSA", 1);
+    ck_assert_msg(config_load(&cfg, false, err, sizeof err) == 0, "%s", err);
+    config_free(&cfg);
+    static const char *const bad_algs[] = {"HS256", "RS256,HS256", "none", "rs256", "RS256,,ES256"};
+    for (size_t i = 0; i < sizeof bad_algs / sizeof bad_algs[0]; i++) {
+        setenv("JWT_ALGORITHMS", bad_algs[i], 1);
+        expect_failure(false, "JWT_ALGORITHMS");
+    }
+    unsetenv("JWT_ALGORITHMS");
+    setenv("JWT_JWKS_FILE", "/etc/orders/jwks.json", 1);
+    expect_failure(false, "JWT_JWKS_FILE");
+    unsetenv("JWT_JWKS_FILE");
+    setenv("JWT_JWKS_URL", "ftp://idp.example/jwks", 1);
+    expect_failure(false, "JWT_JWKS_URL");
+    setenv("JWT_JWKS_URL", "http://127.0.0.1:9/jwks", 1);
+    setenv("JWT_JWKS_MIN_REFRESH_S", "600", 1);
+    expect_failure(false, "JWT_JWKS_MIN_REFRESH_S");
+    setenv("JWT_JWKS_MIN_REFRESH_S", "0", 1);
+    setenv("JWT_JWKS_REFRESH_S", "0", 1);
+    expect_failure(false, "JWT_JWKS_REFRESH_S");
+    unsetenv("JWT_JWKS_REFRESH_S");
+    unsetenv("JWT_JWKS_MIN_REFRESH_S");
+    unsetenv("JWT_JWKS_URL");
+    unsetenv("JWT_ISSUER");
+    /* Without a key set, public-key algorithms have nothing to verify with. */
+    setenv("JWT_ALGORITHMS", "RS256", 1);
+    expect_failure(false, "JWT_ALGORITHMS");
+    setenv("JWT_ALGORITHMS", "HS256,HS512", 1);
+    ck_assert_msg(config_load(&cfg, false, err, sizeof err) == 0, "%s", err);
+    config_free(&cfg);
+    unsetenv("JWT_ALGORITHMS");
 }
 END_TEST
 
@@ -437,6 +490,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_timeouts);
     tcase_add_test(tc, test_timeouts_that_disagree_are_refused);
     tcase_add_test(tc, test_algorithm_pinned_to_hmac);
+    tcase_add_test(tc, test_jwks_settings);
     tcase_add_test(tc, test_log_levels);
     tcase_add_test(tc, test_secret_from_env_length);
     tcase_add_test(tc, test_secret_from_runtime_file);
