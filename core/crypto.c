@@ -9,7 +9,9 @@
  */
 #include "crypto.h"
 
+#include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -20,6 +22,7 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/params.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/err.h>
@@ -425,4 +428,164 @@ bool crypto_verify(const struct crypto_pubkey *k, enum crypto_sig_scheme scheme,
      * nothing a caller needs and must not pile up. */
     ERR_clear_error();
     return ok;
+}
+
+/* ---- private keys and signing ---------------------------------------------- */
+
+
+struct crypto_privkey {
+    EVP_PKEY *pkey;
+    enum crypto_key_type type;
+};
+
+static bool crypto_key_type_of(EVP_PKEY *pkey, enum crypto_key_type *type)
+{
+    if (EVP_PKEY_is_a(pkey, "RSA")) {
+        *type = CRYPTO_KEY_RSA;
+        return true;
+    }
+    if (EVP_PKEY_is_a(pkey, "ED25519")) {
+        *type = CRYPTO_KEY_ED25519;
+        return true;
+    }
+    char group[64];
+    if (EVP_PKEY_is_a(pkey, "EC") &&
+        EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                       sizeof group, NULL) == 1) {
+        if (strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0) {
+            *type = CRYPTO_KEY_P256;
+            return true;
+        }
+        if (strcmp(group, "secp384r1") == 0 || strcmp(group, "P-384") == 0) {
+            *type = CRYPTO_KEY_P384;
+            return true;
+        }
+    }
+    return false;
+}
+
+struct crypto_privkey *crypto_privkey_load(const char *path, char *err, size_t errlen)
+{
+    if (crypto_init() != 0) {
+        snprintf(err, errlen, "libcrypto is not usable");
+        return NULL;
+    }
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    EVP_PKEY *pkey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    ERR_clear_error();
+    enum crypto_key_type type;
+    if (pkey == NULL || !crypto_key_type_of(pkey, &type)) {
+        snprintf(err, errlen, "%s: not a PEM private key of type RSA, EC P-256, EC P-384 "
+                              "or Ed25519", path);
+        EVP_PKEY_free(pkey);
+        return NULL;
+    }
+    struct crypto_privkey *k = OPENSSL_zalloc(sizeof *k);
+    if (k == NULL) {
+        EVP_PKEY_free(pkey);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    k->pkey = pkey;
+    k->type = type;
+    return k;
+}
+
+void crypto_privkey_free(struct crypto_privkey *k)
+{
+    if (k == NULL)
+        return;
+    EVP_PKEY_free(k->pkey);
+    OPENSSL_free(k);
+}
+
+enum crypto_key_type crypto_privkey_type(const struct crypto_privkey *k)
+{
+    return k->type;
+}
+
+/* DER (X9.62) to the JWS form r || s, each size bytes. */
+static size_t crypto_ecdsa_raw(const unsigned char *der, size_t derlen, size_t size,
+                               unsigned char *out)
+{
+    const unsigned char *p = der;
+    ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)derlen);
+    size_t n = 0;
+    if (es != NULL && BN_bn2binpad(ECDSA_SIG_get0_r(es), out, (int)size) == (int)size &&
+        BN_bn2binpad(ECDSA_SIG_get0_s(es), out + size, (int)size) == (int)size)
+        n = 2 * size;
+    ECDSA_SIG_free(es);
+    return n;
+}
+
+size_t crypto_sign(const struct crypto_privkey *k, enum crypto_sig_scheme scheme,
+                   enum crypto_hash h, const void *msg, size_t len,
+                   unsigned char *sig)
+{
+    if (k == NULL || !crypto_scheme_fits(k->type, scheme) || crypto_md_of(h) == NULL)
+        return 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+    const char *mdname = scheme == CRYPTO_SIG_EDDSA ? NULL : crypto_md_names[h];
+    unsigned char der[CRYPTO_SIG_MAX];
+    size_t n = sizeof der;
+    bool ok = ctx != NULL &&
+              EVP_DigestSignInit_ex(ctx, &pctx, mdname, NULL, NULL, k->pkey, NULL) == 1;
+    if (ok && scheme == CRYPTO_SIG_RSA_PSS)
+        ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
+             EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1 &&
+             EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx, crypto_md_names[h], NULL) == 1;
+    ok = ok && EVP_DigestSign(ctx, der, &n, msg, len) == 1;
+    EVP_MD_CTX_free(ctx);
+    ERR_clear_error();
+    if (!ok)
+        return 0;
+    if (scheme == CRYPTO_SIG_ECDSA)
+        return crypto_ecdsa_raw(der, n, k->type == CRYPTO_KEY_P256 ? 32 : 48, sig);
+    memcpy(sig, der, n);
+    return n;
+}
+
+static bool crypto_bn_param(EVP_PKEY *pkey, const char *name, unsigned char *out,
+                            size_t *len, int pad)
+{
+    BIGNUM *bn = NULL;
+    bool ok = EVP_PKEY_get_bn_param(pkey, name, &bn) == 1 && BN_num_bytes(bn) <= 1024;
+    if (ok) {
+        int w = pad > 0 ? BN_bn2binpad(bn, out, pad) : BN_bn2bin(bn, out);
+        ok = w > 0;
+        *len = ok ? (size_t)w : 0;
+    }
+    BN_free(bn);
+    return ok;
+}
+
+bool crypto_privkey_public(const struct crypto_privkey *k, unsigned char *a,
+                           size_t *alen, unsigned char *b, size_t *blen)
+{
+    *alen = *blen = 0;
+    switch (k->type) {
+    case CRYPTO_KEY_RSA:
+        return crypto_bn_param(k->pkey, OSSL_PKEY_PARAM_RSA_N, a, alen, 0) &&
+               crypto_bn_param(k->pkey, OSSL_PKEY_PARAM_RSA_E, b, blen, 0);
+    case CRYPTO_KEY_P256:
+    case CRYPTO_KEY_P384: {
+        int size = k->type == CRYPTO_KEY_P256 ? 32 : 48;
+        return crypto_bn_param(k->pkey, OSSL_PKEY_PARAM_EC_PUB_X, a, alen, size) &&
+               crypto_bn_param(k->pkey, OSSL_PKEY_PARAM_EC_PUB_Y, b, blen, size);
+    }
+    case CRYPTO_KEY_ED25519: {
+        size_t n = 1024;
+        if (EVP_PKEY_get_raw_public_key(k->pkey, a, &n) != 1)
+            return false;
+        *alen = n;
+        return true;
+    }
+    }
+    return false;
 }

@@ -134,4 +134,26 @@ bool crypto_verify(const struct crypto_pubkey *k, enum crypto_sig_scheme scheme,
                    enum crypto_hash h, const void *msg, size_t len,
                    const unsigned char *sig, size_t siglen);
 
+/* ---- private keys and signing (the token tool; never the service) ---- */
+
+struct crypto_privkey;
+
+/* Reads a PEM private key (PKCS#8 or the traditional RSA/EC forms) of a
+ * type crypto_key_type names; NULL with one line in err otherwise. */
+struct crypto_privkey *crypto_privkey_load(const char *path, char *err, size_t errlen);
+void crypto_privkey_free(struct crypto_privkey *k);
+enum crypto_key_type crypto_privkey_type(const struct crypto_privkey *k);
+
+/* Signs msg; sig gets the JWS form (ECDSA as r || s).  Returns the
+ * signature's length, or 0 on failure; sig must hold 1024 bytes. */
+#define CRYPTO_SIG_MAX 1024
+size_t crypto_sign(const struct crypto_privkey *k, enum crypto_sig_scheme scheme,
+                   enum crypto_hash h, const void *msg, size_t len,
+                   unsigned char *sig);
+
+/* The public parts a JWK needs, big-endian: RSA n and e; EC x and y; Ed25519
+ * x (b empty).  Each buffer holds 1024 bytes; returns false on failure. */
+bool crypto_privkey_public(const struct crypto_privkey *k, unsigned char *a,
+                           size_t *alen, unsigned char *b, size_t *blen);
+
 #endif

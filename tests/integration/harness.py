@@ -55,9 +55,13 @@ class Response:
 
 
 class Stack:
-    def __init__(self, workers=2, env=None, start_timeout=30, private_dir=False):
+    def __init__(self, workers=2, env=None, start_timeout=30, private_dir=False,
+                 wait_path="/readyz"):
         """private_dir: leave the temporary directory holding RUNTIME_DIR
-        at mode 0700, closed to WORKER_USER (as a clone under /root is)."""
+        at mode 0700, closed to WORKER_USER (as a clone under /root is).
+        wait_path: start() returns once it answers 200 (/healthz for a
+        stack that is up but not ready)."""
+        self.wait_path = wait_path
         self.workers = workers
         self.private_dir = private_dir
         self.extra_env = dict(env or {})
@@ -105,7 +109,7 @@ class Stack:
             if self.proc.poll() is not None:
                 raise AssertionError("run-stack exited early (%s):\n%s" % (self.proc.returncode, self.logs()))
             try:
-                if self.request("GET", "/readyz").status == 200:
+                if self.request("GET", self.wait_path).status == 200:
                     return
             except OSError:
                 pass
