@@ -5,7 +5,7 @@
 # usage: tests/fuzz/run.sh [target...]     (default: every fuzz_*.c here)
 #
 # A target is named by its file less "fuzz_" and ".c": order_create,
-# order_update, page_query, traceparent, router, request, auth.
+# order_update, page_query, traceparent, router, request, auth, jwks.
 #
 # For each target: every file in regressions/<target>/ is replayed once
 # (crashes found earlier must stay fixed), then the target fuzzes for
@@ -102,6 +102,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 max_len_of() {
     case "$1" in
         auth) echo 10000 ;;
+        jwks) echo 8192 ;;
         request) echo 8192 ;;
         *) echo 4096 ;;
     esac
