@@ -111,7 +111,8 @@ static int sink_amqp_parse(const char *spec, struct sink_amqp *s, char *err, siz
     amqp_default_connection_info(&info);
     /* amqp_parse_url's own error says nothing but "bad URL"; it never
      * repeats the URL. */
-    if (amqp_parse_url(base, &info) != AMQP_STATUS_OK || info.host[0] == '\0') {
+    if (!sink_url_has_host(spec) || amqp_parse_url(base, &info) != AMQP_STATUS_OK ||
+        info.host[0] == '\0') {
         snprintf(err, errlen, "EVENT_SINK: malformed amqp(s) URL (amqp://user:password@host:port/vhost)");
         free(base);
         return -1;

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 void sink_result_ok(struct sink_result *r)
 {
     r->status = SINK_OK;
@@ -287,4 +289,19 @@ int sink_query_mode(const char *url, int *binary, char *err, size_t errlen)
     }
     free(mode);
     return rc;
+}
+
+int sink_url_has_host(const char *url)
+{
+    CURLU *u = curl_url();
+    char *base = sink_url_base(url), *host = NULL;
+    int ok;
+
+    ok = u != NULL && base != NULL &&
+         curl_url_set(u, CURLUPART_URL, base, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+         curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host[0] != '\0';
+    curl_free(host);
+    curl_url_cleanup(u);
+    free(base);
+    return ok;
 }

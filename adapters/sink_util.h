@@ -47,6 +47,10 @@ char *sink_query_get(const char *url, const char *key, int *nomem);
 /* The URL without its query and fragment, newly allocated (NULL: no memory). */
 char *sink_url_base(const char *url);
 
+/* Whether url (any scheme) parses as a URL with a host, and a numeric port
+ * if any: the check every broker adapter makes before its library's own. */
+int sink_url_has_host(const char *url);
+
 /* "mode": structured (the default) or binary.  Returns 0 and sets *binary,
  * or -1 with one line in err. */
 int sink_query_mode(const char *url, int *binary, char *err, size_t errlen);

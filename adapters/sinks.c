@@ -27,6 +27,8 @@ static const struct sink_row sink_rows[] = {
     {"https", SINK_URL, &sink_http_adapter},
     {"amqp", SINK_URL, &sink_amqp_adapter},
     {"amqps", SINK_URL, &sink_amqp_adapter},
+    {"nats", SINK_URL, &sink_nats_adapter},
+    {"tls", SINK_URL, &sink_nats_adapter},
 };
 
 #define SINK_ROW_COUNT (sizeof(sink_rows) / sizeof(sink_rows[0]))

@@ -5,6 +5,7 @@
  *     file:PATH               adapters/sink_file.c
  *     http://... https://...  adapters/sink_http.c
  *     amqp://... amqps://...  adapters/sink_amqp.c   (RabbitMQ)
+ *     nats://... tls://...    adapters/sink_nats.c   (NATS JetStream)
  *
  * Adding a transport is adding its file and a row in sinks.c.
  */
@@ -19,6 +20,7 @@ extern const struct sink_adapter sink_stdout_adapter;
 extern const struct sink_adapter sink_file_adapter;
 extern const struct sink_adapter sink_http_adapter;
 extern const struct sink_adapter sink_amqp_adapter;
+extern const struct sink_adapter sink_nats_adapter;
 
 /* The adapter for spec, or NULL (then err says why, naming EVENT_SINK and
  * the forms it accepts, without repeating the value: it may hold a

@@ -13,6 +13,7 @@ As root, RabbitMQ runs as the unprivileged rabbitmq account (the Debian
 package's), with its Erlang cookie in a private HOME and its own epmd on a
 free port, so nothing is shared with a system broker or another test.
 """
+import json
 import os
 import pwd
 import shutil
@@ -199,18 +200,19 @@ class RabbitQueue:
 
 
 class NatsBroker:
-    def __init__(self):
+    def __init__(self, user=None, password=None):
         if shutil.which("nats-server") is None:
             raise AssertionError("nats-server is missing: run scripts/install-deps test")
         self.dir = tempfile.mkdtemp(prefix="orders-nats-")
         self.port = free_port()
         self.proc = None
+        self.auth = ["--user", user, "--pass", password] if user else []
 
     def start(self):
         out = open(os.path.join(self.dir, "server.log"), "ab")
         self.proc = subprocess.Popen(
             ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.port),
-             "-sd", os.path.join(self.dir, "jetstream"), "-n", "orders-test-%d" % self.port],
+             "-sd", os.path.join(self.dir, "jetstream"), "-n", "orders-test-%d" % self.port] + self.auth,
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         out.close()
         deadline = time.monotonic() + 20
@@ -243,5 +245,91 @@ class NatsBroker:
         except OSError:
             return ""
 
-    def url(self, query=""):
-        return "nats://127.0.0.1:%d%s" % (self.port, ("?" + query) if query else "")
+    def url(self, query="", userinfo=""):
+        return "nats://%s127.0.0.1:%d%s" % (userinfo + "@" if userinfo else "", self.port,
+                                            ("?" + query) if query else "")
+
+
+def _nats_example():
+    """examples/read-events-nats.py as a module: the tests read streams with
+    the same protocol code the README's consumer uses."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "read-events-nats.py")
+    spec = importlib.util.spec_from_file_location("read_events_nats", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+NATS_EXAMPLE = _nats_example()
+
+
+class NatsStream:
+    """A JetStream stream seen from outside: its state, and every message in
+    it, read by a fresh pull consumer from the first one."""
+
+    def __init__(self, broker, name):
+        self.broker, self.name, self._readers = broker, name, 0
+
+    def _client(self):
+        return NATS_EXAMPLE.Nats("127.0.0.1", self.broker.port)
+
+    def info(self):
+        """The stream's info, or None when it does not exist."""
+        client = self._client()
+        try:
+            reply = client.request("$JS.API.STREAM.INFO." + self.name, {})
+        finally:
+            client.sock.close()
+        return None if "error" in reply else reply
+
+    def create(self, subject):
+        client = self._client()
+        try:
+            reply = client.request("$JS.API.STREAM.CREATE." + self.name,
+                                   {"name": self.name, "subjects": [subject], "storage": "file"})
+        finally:
+            client.sock.close()
+        assert "error" not in reply, reply
+
+    def messages(self):
+        """[(headers, event)] of everything in the stream, in stream order."""
+        self._readers += 1
+        consumer = "test-reader-%d" % self._readers
+        client = self._client()
+        out = []
+        try:
+            created = client.request("$JS.API.CONSUMER.DURABLE.CREATE.%s.%s" % (self.name, consumer), {
+                "stream_name": self.name,
+                "config": {"durable_name": consumer, "deliver_policy": "all", "ack_policy": "none"}})
+            assert "error" not in created, created
+            inbox = "_INBOX.test-reader.%d" % self._readers
+            client.subscribe(inbox)
+            for _ in range(10000):
+                client.publish("$JS.API.CONSUMER.MSG.NEXT.%s.%s" % (self.name, consumer),
+                               json.dumps({"batch": 256, "no_wait": True}).encode(), inbox)
+                got = 0
+                for _ in range(256):
+                    subject, reply, headers, status, payload = client.next_message()
+                    if status is not None:
+                        break
+                    out.append((headers, NATS_EXAMPLE.event_of(headers, payload)))
+                    got += 1
+                if got == 0:
+                    break
+        finally:
+            client.sock.close()
+        return out
+
+    def wait_for(self, count, timeout):
+        deadline = time.monotonic() + timeout
+        got = []
+        while time.monotonic() < deadline:
+            try:
+                got = self.messages()
+                if len(got) >= count:
+                    return got
+            except (OSError, AssertionError):  # the server is restarting
+                pass
+            time.sleep(0.1)
+        raise AssertionError("%d of %d messages in stream %s after %ss" % (len(got), count, self.name, timeout))

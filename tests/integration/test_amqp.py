@@ -160,6 +160,12 @@ class AmqpThroughTheStack(unittest.TestCase):
 
 
 class AmqpFaults(PublisherTestCase):
+    def env(self, sink, **extra):
+        # A broker batch's budget covers connecting too: room for valgrind.
+        extra.setdefault("PUBLISHER_HTTP_TIMEOUT_MS", 5000)
+        extra.setdefault("PUBLISHER_LEASE_MS", 6000)
+        return super().env(sink, **extra)
+
     def test_unroutable_is_retried_not_lost(self):
         create_db(self.db)
         ids = insert_events(self.db, 3)

@@ -40,6 +40,10 @@ START_TEST(test_accepted_forms)
     static const char *const good[] = {
         "stdout", "file:/tmp/x.jsonl", "file:relative.jsonl", "http://127.0.0.1:9/e",
         "HTTPS://user:pw@example.com/events?token=t",
+        "amqp://guest:guest@127.0.0.1:5672/%2f?exchange=orders&mode=binary",
+        "amqps://u:p@broker.example/vh?cacert=/etc/ssl/ca.pem",
+        "nats://127.0.0.1:4222?subject=orders.events&stream=ORDERS",
+        "tls://token@nats.example:4222",
     };
     char err[256];
 
@@ -60,6 +64,11 @@ START_TEST(test_refused_forms_name_the_setting_not_the_secret)
         "file:",                       /* no path */
         "stdout:hunter22",             /* stdout takes nothing */
         "hunter22",
+        "amqp://user:hunter22@",                   /* no host */
+        "amqp://user:hunter22@h/?exchange",        /* a parameter without value */
+        "amqp://user:hunter22@h/?password=x",      /* not a parameter of amqp */
+        "nats://user:hunter22@h:4222?mode=fast",   /* no such mode */
+        "nats://user:hunter22@h:notaport",
     };
     char err[256];
 
