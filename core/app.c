@@ -19,6 +19,7 @@ static const struct route app_routes[] = {
     {"GET", "/orders/{id}", "GET /orders/{id}", (void (*)(void))handle_order_get},
     {"PATCH", "/orders/{id}", "PATCH /orders/{id}", (void (*)(void))handle_order_update},
     {"GET", "/metrics", "GET /metrics", (void (*)(void))handle_metrics},
+    {"GET", "/status", "GET /status", (void (*)(void))handle_pool_status},
 };
 
 #define APP_ROUTE_COUNT ((int)(sizeof app_routes / sizeof app_routes[0]))
@@ -178,13 +179,17 @@ void app_handle(struct app *app, const struct request *req,
     /* HEAD is GET without the body (RFC 9110, 9.3.2); the adapter drops
      * the body. */
     const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
-    switch (router_match(app_routes, sizeof app_routes / sizeof app_routes[0],
-                         method, req->path, &route, &params, allow,
-                         sizeof allow)) {
-    case ROUTE_FOUND:
+    enum route_result match = router_match(app_routes, APP_ROUTE_COUNT, method, req->path,
+                                           &route, &params, allow, sizeof allow);
+    if (match == ROUTE_FOUND) {
         call.param = params.param;
         route_name = route->name;
         route_index = (int)(route - app_routes);
+    }
+    if (req->routed != NULL)
+        req->routed(req->transport_ctx, route_name);
+    switch (match) {
+    case ROUTE_FOUND:
         if (req->body_too_large)
             handler_problem(&call, res, PROBLEM_PAYLOAD_TOO_LARGE,
                             "request body must not exceed 65536 bytes");
@@ -203,7 +208,7 @@ void app_handle(struct app *app, const struct request *req,
         handler_problem(&call, res, PROBLEM_NOT_FOUND, "no such resource");
         break;
     }
-    bool delivered = req->send == NULL || req->send(req->send_ctx, res) == 0;
+    bool delivered = req->send == NULL || req->send(req->transport_ctx, res) == 0;
     double duration_ms = clock_monotonic_ms() - started;
     metrics_record_request(app->metrics, route_index,
                            delivered ? res->status : HTTP_STATUS_CLIENT_GONE,

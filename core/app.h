@@ -17,6 +17,16 @@
 #include "span.h"
 #include "store.h"
 
+/* The pool the app runs in, as its host reports it (fcgi/scoreboard.c):
+ * GET /status and the pool's lines of GET /metrics.  Each returns a
+ * malloc'ed text, or NULL.  Unset (NULL functions): no pool, as in the
+ * unit tests; /status then answers 404. */
+struct app_pool_report {
+    void *ctx;
+    char *(*status_json)(void *ctx, bool full, size_t *len);
+    char *(*metrics_text)(void *ctx, size_t *len);
+};
+
 struct app {
     const struct config *cfg;
     struct store *store;
@@ -27,6 +37,7 @@ struct app {
     struct metrics *metrics; /* the pool's shared counters, or our own */
     struct metrics *own_metrics;
     struct span_sink spans; /* emit == NULL: tracing off, no cost */
+    struct app_pool_report pool;
 };
 
 /* Builds the app around an open, migrated store (not owned).  keys: where

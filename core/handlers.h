@@ -54,6 +54,7 @@ void handle_order_create(struct app *app, struct call *call, struct response *re
 void handle_order_get(struct app *app, struct call *call, struct response *res);
 void handle_order_update(struct app *app, struct call *call, struct response *res);
 void handle_metrics(struct app *app, struct call *call, struct response *res);
+void handle_pool_status(struct app *app, struct call *call, struct response *res);
 void handle_order_list(struct app *app, struct call *call, struct response *res);
 
 #endif

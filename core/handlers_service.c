@@ -1,3 +1,4 @@
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,9 +76,56 @@ void handle_metrics(struct app *app, struct call *call, struct response *res)
     int outbox_ok = store_outbox_stats(app->store, clock_now_ms(), &outbox) == STORE_OK;
     size_t len = 0;
     char *text = metrics_render(app->metrics, names, count, &outbox, outbox_ok, &len);
+    if (text != NULL && app->pool.metrics_text != NULL) {
+        size_t pool_len = 0;
+        char *pool = app->pool.metrics_text(app->pool.ctx, &pool_len);
+        char *both = pool != NULL ? realloc(text, len + pool_len + 1) : NULL;
+        if (both != NULL) {
+            memcpy(both + len, pool, pool_len + 1);
+            len += pool_len;
+        } else {
+            free(text); /* all or nothing: no scrape with the pool missing */
+        }
+        text = both;
+        free(pool);
+    }
     if (text == NULL) {
         handler_problem(call, res, PROBLEM_INTERNAL, NULL);
         return;
     }
     response_set_body(res, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+}
+
+/* True when the query string has the parameter name (with or without a
+ * value), as php-fpm's status page takes ?full. */
+static bool query_has(const char *query, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = query; p != NULL && *p != '\0';) {
+        size_t len = strcspn(p, "&");
+        if ((len == n || (len > n && p[n] == '=')) && strncmp(p, name, n) == 0)
+            return true;
+        p += len;
+        if (*p == '&')
+            p++;
+    }
+    return false;
+}
+
+/* The pool's status, like php-fpm's status page; ?full adds each worker.
+ * Loopback only, as /metrics (the site config).  The figures come from the
+ * pool the host runs the app in; without one there is nothing to show. */
+void handle_pool_status(struct app *app, struct call *call, struct response *res)
+{
+    if (app->pool.status_json == NULL) {
+        handler_problem(call, res, PROBLEM_NOT_FOUND, "this process runs no worker pool");
+        return;
+    }
+    size_t len = 0;
+    char *text = app->pool.status_json(app->pool.ctx, query_has(call->req->query, "full"), &len);
+    if (text == NULL) {
+        handler_problem(call, res, PROBLEM_INTERNAL, NULL);
+        return;
+    }
+    response_set_body(res, 200, "application/json", text, len);
 }

@@ -28,13 +28,17 @@ struct request {
     const char *body;          /* not NUL-terminated; NULL when empty */
     size_t body_len;
     int body_too_large;        /* CONTENT_LENGTH over HTTP_MAX_BODY: not read */
-    /* The transport's writer.  app_handle() calls it once the response is
-     * complete and before it logs and counts the request, so that a
+    /* The transport's hooks, each given transport_ctx; NULL: none (tests).
+     * routed: the route that will answer (a routing-table label, or
+     * "unmatched"), told before its handler runs, for the pool's status.
+     * send: writes the response; app_handle() calls it once the response
+     * is complete and before it logs and counts the request, so that a
      * response that never reached the client is not reported as sent.
-     * Returns 0 when delivered, -1 when the peer had gone.  NULL: nothing
-     * is sent (tests), and the response counts as delivered. */
+     * Returns 0 when delivered, -1 when the peer had gone.  Without it
+     * nothing is sent and the response counts as delivered. */
+    void (*routed)(void *ctx, const char *route);
     int (*send)(void *ctx, const struct response *res);
-    void *send_ctx;
+    void *transport_ctx;
 };
 
 /* The status logged and counted for a response that could not be

@@ -156,6 +156,10 @@ static void metrics_render_domain(struct text *t, const struct metrics *m)
     metrics_render_counter(t, "orders_worker_restarts_total",
                            "Workers replaced after dying or being recycled.",
                            load(&m->worker_restarts));
+    metrics_render_counter(t, "orders_slow_requests_total",
+                           "Requests that took longer than SLOW_REQUEST_MS (each "
+                           "one is in the slow log).",
+                           load(&m->slow_requests));
     metrics_render_counter(t, "orders_trace_spans_exported_total",
                            "Spans sent to the OTLP collector.",
                            load(&m->spans_exported));

@@ -24,6 +24,7 @@ struct metrics {
     atomic_ullong orders_created;
     atomic_ullong status_changes[4]; /* by the status moved to */
     atomic_ullong worker_restarts;
+    atomic_ullong slow_requests; /* over SLOW_REQUEST_MS (the slow log) */
     atomic_ullong spans_exported;
     atomic_ullong spans_dropped;
 };

@@ -24,6 +24,8 @@ struct fcgi_exchange {
     FCGX_Request *fr;
     struct request req;
     bool head_only; /* HEAD: the head of the GET response, no body */
+    bool delivered; /* the last response reached nginx */
+    struct scoreboard *sb;
     char body[HTTP_MAX_BODY];
 };
 
@@ -161,7 +163,14 @@ static int fcgi_send_response(void *ctx, const struct response *res)
      * end-of-request record and flushes. */
     failed |= FCGX_FClose(fr->err) != 0;
     failed |= FCGX_FClose(fr->out) != 0;
+    x->delivered = !failed;
     return failed ? -1 : 0;
+}
+
+static void fcgi_routed(void *ctx, const char *route)
+{
+    struct fcgi_exchange *x = ctx;
+    scoreboard_request_routed(x->sb, route);
 }
 
 static void fcgi_handle_one(struct app *app, struct fcgi_exchange *x)
@@ -169,9 +178,12 @@ static void fcgi_handle_one(struct app *app, struct fcgi_exchange *x)
     struct response res;
     response_init(&res);
     fcgi_build_request(x);
+    scoreboard_request_begin(x->sb, x->req.method, clock_monotonic_ms());
     x->head_only = strcmp(x->req.method, "HEAD") == 0;
+    x->delivered = false;
+    x->req.routed = fcgi_routed;
     x->req.send = fcgi_send_response;
-    x->req.send_ctx = x;
+    x->req.transport_ctx = x;
     if (fcgi_read_body(x) != 0) {
         problem_render(&res, PROBLEM_VALIDATION,
                        "the request body is shorter than its Content-Length",
@@ -182,6 +194,8 @@ static void fcgi_handle_one(struct app *app, struct fcgi_exchange *x)
     } else {
         app_handle(app, &x->req, &res);
     }
+    scoreboard_request_end(x->sb, x->delivered ? res.status : HTTP_STATUS_CLIENT_GONE,
+                           clock_monotonic_ms());
     response_free(&res);
 }
 
@@ -334,7 +348,7 @@ static bool fcgi_next_request_coming(int fd)
  * keepalive_requests and keepalive_timeout bound the wait. */
 unsigned long fcgi_serve(struct app *app, volatile sig_atomic_t *stop,
                          unsigned long max_requests, unsigned watchdog_s,
-                         int (*on_ready)(void))
+                         int (*on_ready)(void), struct scoreboard *sb)
 {
     FCGX_Request fr;
     unsigned long served = 0;
@@ -357,6 +371,8 @@ unsigned long fcgi_serve(struct app *app, volatile sig_atomic_t *stop,
         return 0;
     }
     x->fr = &fr;
+    x->sb = sb;
+    scoreboard_worker_ready(sb);
     if (on_ready != NULL && on_ready() != 0) {
         /* The master would count this worker as never started. */
         FCGX_Free(&fr, 1);
@@ -379,6 +395,7 @@ unsigned long fcgi_serve(struct app *app, volatile sig_atomic_t *stop,
             int fd = retiring ? -1 : fcgi_accept(0, stop, &wait_mask);
             if (fd < 0)
                 break;
+            scoreboard_connection_accepted(sb);
             fr.ipcFd = fd;
             fresh = true;
             /* FCGX_Accept_r first finishes the "previous" request and

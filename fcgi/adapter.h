@@ -11,6 +11,7 @@
 #include <signal.h>
 
 #include "app.h"
+#include "scoreboard.h"
 
 /* Serves requests on the listening socket at fd 0 (where spawn-fcgi puts
  * it) until *stop becomes non-zero or max_requests have been served (0: no
@@ -18,9 +19,10 @@
  * process (SIGALRM's default action): the pool replaces it, and SQLite rolls
  * back whatever it had not committed.  on_ready (may be NULL) is called
  * once, when the worker is set up and about to accept its first
- * connection.  Returns the number served. */
+ * connection.  The worker keeps its slot of the pool's scoreboard (may be
+ * NULL) up to date.  Returns the number served. */
 unsigned long fcgi_serve(struct app *app, volatile sig_atomic_t *stop,
                          unsigned long max_requests, unsigned watchdog_s,
-                         int (*on_ready)(void));
+                         int (*on_ready)(void), struct scoreboard *sb);
 
 #endif

@@ -97,7 +97,22 @@ struct worker_args {
     const struct config *cfg;
     unsigned long max_requests;
     struct metrics *metrics; /* shared by the whole pool */
+    struct scoreboard *scoreboard; /* the pool's status, or NULL */
 };
+
+/* GET /status and the pool's /metrics lines, from the scoreboard; the
+ * listening socket is fd 0. */
+static char *pool_status_json(void *ctx, bool full, size_t *len)
+{
+    const struct worker_args *wa = ctx;
+    return scoreboard_render_json(wa->scoreboard, wa->metrics, 0, full, len);
+}
+
+static char *pool_metrics_text(void *ctx, size_t *len)
+{
+    const struct worker_args *wa = ctx;
+    return scoreboard_render_metrics(wa->scoreboard, 0, len);
+}
 
 static int worker_main(const struct worker_args *wa)
 {
@@ -131,6 +146,10 @@ static int worker_main(const struct worker_args *wa)
         return 1;
     }
     app_use_metrics(&app, wa->metrics);
+    if (wa->scoreboard != NULL)
+        app.pool = (struct app_pool_report){.ctx = (void *)wa,
+                                            .status_json = pool_status_json,
+                                            .metrics_text = pool_metrics_text};
     struct exporter *exp = NULL;
     if (wa->cfg->otlp_endpoint != NULL) {
         exp = exporter_start(wa->cfg->otlp_endpoint, &wa->metrics->spans_exported,
@@ -142,7 +161,7 @@ static int worker_main(const struct worker_args *wa)
     }
     fcgi_serve(&app, &worker_stop, wa->max_requests,
                (unsigned)wa->cfg->request_timeout_s + WATCHDOG_GRACE_S,
-               pool_worker_ready);
+               pool_worker_ready, wa->scoreboard);
     exporter_stop(exp);
     app_free(&app);
     jwks_share_unmap(jwks);
@@ -194,7 +213,10 @@ static int run_worker(const struct config *cfg)
     };
     if (wa.metrics == NULL)
         return 1;
-    return worker_main(&wa);
+    wa.scoreboard = scoreboard_attach();
+    int rc = worker_main(&wa);
+    scoreboard_detach(wa.scoreboard);
+    return rc;
 }
 
 static int run_master(const struct config *cfg, const char *argv0)
@@ -213,6 +235,13 @@ static int run_master(const struct config *cfg, const char *argv0)
         free(path);
         return 1;
     }
+    struct scoreboard *board = scoreboard_create(POOL_SLOTS_PER_WORKER * workers, workers);
+    if (board == NULL) {
+        fprintf(stderr, "orders-fcgi: cannot create the pool's scoreboard: %s\n", strerror(errno));
+        munmap(shared, sizeof *shared);
+        free(path);
+        return 1;
+    }
     char *worker_argv[] = {path, "--worker", NULL};
     struct pool_settings ps = {
         .workers = workers,
@@ -221,6 +250,8 @@ static int run_master(const struct config *cfg, const char *argv0)
         .binary = path,
         .argv = worker_argv,
         .restarts = &shared->worker_restarts,
+        .scoreboard = board,
+        .listen_fd = 0,
     };
     struct logger log = {.level = cfg->log_level, .fd = 2};
     /* One fetcher for the whole pool, started before the workers so that
@@ -239,6 +270,7 @@ static int run_master(const struct config *cfg, const char *argv0)
             snprintf(err, sizeof err, "cannot create the shared key set: %s", strerror(errno));
         if (js == NULL || (fetcher = jwks_fetcher_start(&fs, js, &log, err, sizeof err)) == NULL) {
             fprintf(stderr, "orders-fcgi: %s\n", err);
+            scoreboard_destroy(board);
             munmap(shared, sizeof *shared);
             free(path);
             return 1;
@@ -246,6 +278,7 @@ static int run_master(const struct config *cfg, const char *argv0)
     }
     int rc = pool_run(&ps, &log);
     jwks_fetcher_stop(fetcher);
+    scoreboard_destroy(board);
     munmap(shared, sizeof *shared);
     free(path);
     return rc;

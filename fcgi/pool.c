@@ -32,10 +32,9 @@ struct pool_slot {
     double started_ms;
 };
 
-/* Three times the pool size: the serving workers, a reload's candidates,
- * and the workers a previous reload retired that are still finishing
- * their connection. */
-#define POOL_SLOTS_PER_WORKER 3
+/* How often the master samples each worker's memory (the listen queue:
+ * every tick). */
+#define POOL_PSS_SAMPLE_MS 2000
 
 struct pool {
     const struct pool_settings *s;
@@ -57,10 +56,12 @@ struct pool {
 
 /* In the child, between fork and exec: only async-signal-safe calls, and
  * setenv, which is safe here because the master has a single thread. */
-static void pool_child_exec(const struct pool *p, int binary_fd, int ready_wr)
+static void pool_child_exec(const struct pool *p, int slot, int binary_fd, int ready_wr)
 {
     char num[16];
     sigprocmask(SIG_UNBLOCK, &p->handled, NULL);
+    if (scoreboard_slot_export(slot) != 0)
+        _exit(127);
     /* Both descriptors were opened close-on-exec so that no other worker
      * inherits them; this one passes them on.  The binary's descriptor must
      * survive the exec too, for tools that re-exec it by its /proc path
@@ -91,7 +92,7 @@ static pid_t pool_spawn(struct pool *p, struct pool_slot *slot, bool candidate)
     pid_t pid = fork();
     if (pid == 0) {
         close(pipefd[0]);
-        pool_child_exec(p, binary_fd, pipefd[1]);
+        pool_child_exec(p, (int)(slot - p->slot), binary_fd, pipefd[1]);
     }
     close(pipefd[1]);
     if (pid < 0) {
@@ -113,6 +114,7 @@ static pid_t pool_spawn(struct pool *p, struct pool_slot *slot, bool candidate)
     slot->ready = false;
     slot->ready_fd = pipefd[0];
     slot->started_ms = clock_monotonic_ms();
+    scoreboard_slot_spawned(p->s->scoreboard, (int)(slot - p->slot), pid);
     return pid;
 }
 
@@ -200,6 +202,7 @@ static void pool_reap(struct pool *p, bool stopping)
             if (slot->pid != pid)
                 continue;
             bool retired = slot->retiring, candidate = slot->candidate;
+            scoreboard_slot_exited(p->s->scoreboard, i);
             slot->pid = 0;
             slot->retiring = slot->candidate = slot->ready = false;
             pool_close_ready_fd(slot);
@@ -261,6 +264,7 @@ static void pool_abandon_reload(struct pool *p, const char *why)
             continue;
         slot->candidate = false;
         slot->retiring = true;
+        scoreboard_slot_retiring(p->s->scoreboard, i);
         kill(slot->pid, slot->ready ? SIGTERM : SIGKILL);
         stopped++;
     }
@@ -295,6 +299,7 @@ static void pool_commit_reload(struct pool *p)
             started++;
         } else {
             slot->retiring = true;
+            scoreboard_slot_retiring(p->s->scoreboard, i);
             kill(slot->pid, SIGTERM);
             retired++;
         }
@@ -433,6 +438,7 @@ int pool_run(const struct pool_settings *s, const struct logger *log)
             break;
         pool_reap(p, false);
         pool_poll_ready(p);
+        scoreboard_sample(s->scoreboard, s->listen_fd, POOL_PSS_SAMPLE_MS);
         if (sig == SIGHUP)
             pool_reload(p);
         else

@@ -28,6 +28,7 @@
 #include <stdatomic.h>
 
 #include "log.h"
+#include "scoreboard.h"
 
 #define POOL_MAX_WORKERS 256
 
@@ -38,7 +39,14 @@ struct pool_settings {
     const char *binary;   /* absolute path of the worker program */
     char *const *argv;    /* its arguments (argv[0] included), NULL-terminated */
     atomic_ullong *restarts; /* shared counter for /metrics, or NULL */
+    struct scoreboard *scoreboard; /* sized for POOL_SLOTS_PER_WORKER * workers, or NULL */
+    int listen_fd;        /* the workers' listening socket, for its queue */
 };
+
+/* Slots a pool of n workers needs: the serving workers, a reload's new
+ * ones, and those a previous reload retired that are still finishing
+ * their connection. */
+#define POOL_SLOTS_PER_WORKER 3
 
 /* Returns the master's exit status once stopped. */
 int pool_run(const struct pool_settings *s, const struct logger *log);
