@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -603,15 +604,17 @@ class Metrics(unittest.TestCase):
 
     def test_metrics_refused_from_a_non_loopback_address(self):
         with Stack(workers=2) as s:
-            for path in ("/metrics", "/metrics?x=1", "//metrics", "/%6detrics", "/metrics/"):
+            for path in ("/metrics", "/metrics?x=1", "//metrics", "/%6detrics", "/metrics/",
+                         "/status", "/status?full", "/status/"):
                 status, headers, body = request_from(s, "127.0.0.2", "GET", path)
                 # (Fails as of this writing for "/metrics/": nginx's
                 # "location = /metrics" does not match it, so it goes to
                 # "location /" and the worker's router takes the trailing
                 # slash as /metrics: the metrics are served to anyone.)
-                self.assertFalse(status == 200 or b"orders_http_requests_total" in body,
+                self.assertFalse(status == 200 or b"orders_http_requests_total" in body
+                                 or b"accepted_connections" in body,
                                  "GET %s from 127.0.0.2 was answered %d with the metrics" % (path, status))
-                if path == "/metrics":
+                if path in ("/metrics", "/status"):
                     self.assertEqual(status, 403, body)
                     self.assertTrue(headers["content-type"].startswith("application/problem+json"), headers)
                     doc = json.loads(body)
@@ -621,8 +624,138 @@ class Metrics(unittest.TestCase):
             # The rest of the API answers that address as usual.
             status, _, _ = request_from(s, "127.0.0.2", "GET", "/healthz")
             self.assertEqual(status, 200)
-            # and loopback gets the metrics
+            # and loopback gets the metrics and the status
             self.assertEqual(s.request("GET", "/metrics").status, 200)
+            self.assertEqual(s.request("GET", "/status").status, 200)
+
+
+def pool_socket_connections(stack, state):
+    """Server-side sockets of the pool's unix socket in /proc/net/unix:
+    state "02" (connecting) are connections waiting in the listen queue,
+    "03" (connected) those a worker accepted."""
+    path = os.path.join(stack.runtime, "orders.sock")
+    n = 0
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 8 and parts[7] == path and parts[5] == state:
+                n += 1
+    return n
+
+
+class Background:
+    """One request in a thread; .result once it is done."""
+
+    def __init__(self, fn):
+        self.result = None
+        self.thread = threading.Thread(target=self.run, args=(fn,))
+        self.thread.start()
+
+    def run(self, fn):
+        self.result = fn()
+
+    def join(self):
+        self.thread.join(40)
+        assert not self.thread.is_alive(), "request still running"
+        return self.result
+
+
+POOL_FIELDS = ("pool", "start_time", "start_since_s", "accepted_connections", "listen_queue",
+               "listen_queue_max", "listen_queue_len", "idle_workers", "active_workers",
+               "total_workers", "max_active_workers", "saturated", "slow_requests",
+               "worker_restarts")
+WORKER_FIELDS = ("pid", "state", "retiring", "start_time", "requests", "memory_pss_bytes", "request")
+
+
+class PoolStatus(unittest.TestCase):
+    def test_saturated_pool_shows_active_workers_and_its_listen_queue(self):
+        """Worker A holds a create that waits for the database lock, worker
+        B is stopped: GET /status and three health checks queue up.  B,
+        continued, takes /status first (the queue is FIFO) and reports both
+        workers active and the three connections still waiting."""
+        with Stack(workers=2, env={"DB_BUSY_TIMEOUT_MS": "15000"}) as s:
+            tok = s.token()
+            idle = s.request("GET", "/status?full")
+            self.assertEqual(idle.status, 200, idle)
+            self.assertEqual(idle.headers["content-type"], "application/json")
+            doc = idle.json()
+            for key in POOL_FIELDS:
+                self.assertIn(key, doc)
+            self.assertEqual(doc["total_workers"], 2)
+            self.assertEqual(doc["active_workers"], 1)  # the one answering
+            self.assertEqual(len(doc["workers"]), 2)
+            for w in doc["workers"]:
+                for key in WORKER_FIELDS:
+                    self.assertIn(key, w)
+                self.assertIsInstance(w["memory_pss_bytes"], int)
+                self.assertGreater(w["memory_pss_bytes"], 100 * 1024)
+            self.assertNotIn("workers", s.request("GET", "/status").json(), "?full only")
+
+            db = s.db()
+            db.isolation_level = None
+            db.execute("BEGIN IMMEDIATE")
+            stopped = None
+            try:
+                create = Background(lambda: s.request("POST", "/orders", body=ORDER, token=tok, timeout=30))
+
+                def busy_worker():
+                    for w in s.request("GET", "/status?full").json()["workers"]:
+                        r = w["request"]
+                        if w["state"] == "active" and r and r["route"] == "POST /orders":
+                            return w
+                a = s.wait_for(busy_worker, timeout=10, what="a worker busy with the create")
+                self.assertEqual(a["request"]["method"], "POST")
+                self.assertTrue(a["request"]["running"])
+                pids = [w["pid"] for w in s.request("GET", "/status?full").json()["workers"]]
+                b = [p for p in pids if p != a["pid"]]
+                self.assertEqual(len(b), 1, pids)
+                os.kill(b[0], signal.SIGSTOP)
+                stopped = b[0]
+                # Each request is queued before the next is sent, so the
+                # queue holds them in this order.
+                status = Background(lambda: s.request("GET", "/status?full", timeout=30))
+                s.wait_for(lambda: pool_socket_connections(s, "02") == 1, timeout=10,
+                           what="GET /status in the listen queue")
+                health = []
+                for n in range(2, 5):
+                    health.append(Background(lambda: s.request("GET", "/healthz", timeout=30)))
+                    s.wait_for(lambda: pool_socket_connections(s, "02") == n, timeout=10,
+                               what="%d connections in the listen queue" % n)
+                os.kill(stopped, signal.SIGCONT)
+                stopped = None
+                r = status.join()
+                self.assertEqual(r.status, 200, r)
+                doc = r.json()
+                self.assertEqual(doc["listen_queue"], 3, doc)
+                self.assertGreaterEqual(doc["listen_queue_max"], 3)
+                self.assertGreater(doc["listen_queue_len"], 0)
+                self.assertEqual(doc["active_workers"], 2, doc)
+                self.assertEqual(doc["idle_workers"], 0, doc)
+                self.assertEqual(doc["max_active_workers"], 2, doc)
+                self.assertGreaterEqual(doc["saturated"], 1, doc)
+                by_pid = {w["pid"]: w for w in doc["workers"]}
+                self.assertEqual(by_pid[a["pid"]]["state"], "active")
+                self.assertEqual(by_pid[a["pid"]]["request"]["route"], "POST /orders")
+                self.assertGreater(by_pid[a["pid"]]["request"]["duration_ms"], 0)
+                self.assertEqual(by_pid[b[0]]["request"]["route"], "GET /status")
+            finally:
+                if stopped is not None:
+                    os.kill(stopped, signal.SIGCONT)
+                db.execute("ROLLBACK")
+                db.close()
+            self.assertEqual(create.join().status, 201)
+            self.assertEqual([h.join().status for h in health], [200] * 3)
+            m = metric_samples(metrics(s))
+            self.assertGreaterEqual(sample(m, "orders_pool_saturated_total"), 1)
+            self.assertEqual(sample(m, "orders_pool_max_active_workers"), 2)
+            self.assertGreaterEqual(sample(m, "orders_pool_listen_queue_max"), 3)
+            self.assertGreaterEqual(sample(m, "orders_pool_accepted_connections_total"), 10)
+            self.assertEqual(sample(m, "orders_pool_workers", state="active"), 1)  # this scrape
+            self.assertEqual(sample(m, "orders_pool_workers", state="idle"), 1)
+            for pid in pids:
+                self.assertGreater(sample(m, "orders_worker_memory_pss_bytes", pid=str(pid)), 0)
+            self.assertGreater(sample(m, "orders_pool_start_time_seconds"), time.time() - 600)
 
 
 if __name__ == "__main__":
