@@ -686,15 +686,17 @@ char *scoreboard_render_metrics(struct scoreboard *sb, int listen_fd, size_t *le
                   "# TYPE orders_pool_saturated_total counter\n"
                   "orders_pool_saturated_total %llu\n",
               (unsigned long long)atomic_load(&sh->saturated));
+    /* An unknown queue (no sock_diag, an unusual socket) has no sample
+     * rather than a false 0. */
     int queue = atomic_load(&sh->listen_queue);
+    sb_printf(&t, "# HELP orders_pool_listen_queue Connections waiting for a worker to accept them.\n"
+                  "# TYPE orders_pool_listen_queue gauge\n");
     if (queue >= 0)
-        sb_printf(&t, "# HELP orders_pool_listen_queue Connections waiting for a worker to accept them.\n"
-                      "# TYPE orders_pool_listen_queue gauge\n"
-                      "orders_pool_listen_queue %d\n"
-                      "# HELP orders_pool_listen_queue_max The longest listen queue seen since the start.\n"
-                      "# TYPE orders_pool_listen_queue_max gauge\n"
-                      "orders_pool_listen_queue_max %d\n",
-                  queue, atomic_load(&sh->listen_queue_max));
+        sb_printf(&t, "orders_pool_listen_queue %d\n", queue);
+    sb_printf(&t, "# HELP orders_pool_listen_queue_max The longest listen queue seen since the start.\n"
+                  "# TYPE orders_pool_listen_queue_max gauge\n");
+    if (queue >= 0)
+        sb_printf(&t, "orders_pool_listen_queue_max %d\n", atomic_load(&sh->listen_queue_max));
     sb_printf(&t, "# HELP orders_pool_accepted_connections_total Connections the workers accepted.\n"
                   "# TYPE orders_pool_accepted_connections_total counter\n"
                   "orders_pool_accepted_connections_total %llu\n",
