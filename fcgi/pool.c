@@ -153,8 +153,12 @@ static void pool_poll_ready(struct pool *p)
             continue;
         char c;
         ssize_t n = read(slot->ready_fd, &c, 1);
-        if (n == 1)
+        if (n == 1) {
             slot->ready = true;
+            /* its first memory figure: the sample taken at fork time was
+             * the master's copy */
+            scoreboard_sample_worker(p->s->scoreboard, i);
+        }
         if (n >= 0 || (errno != EAGAIN && errno != EINTR))
             pool_close_ready_fd(slot); /* ready, or gone without a word */
     }
@@ -255,7 +259,7 @@ static void pool_signal_all(struct pool *p, int sig)
  * workers stay.  A candidate that is ready may already hold a connection,
  * so it is asked to finish (SIGTERM); one that never got ready has not
  * accepted anything and may hang in its start, so it is killed. */
-static void pool_abandon_reload(struct pool *p, const char *why)
+static void pool_abandon_reload(struct pool *p, const char *why, bool superseded)
 {
     int stopped = 0;
     for (int i = 0; i < p->nslots; i++) {
@@ -277,9 +281,13 @@ static void pool_abandon_reload(struct pool *p, const char *why)
         LOG_INT("new_workers_stopped", stopped),
         LOG_INT("workers_serving", pool_count_serving(p)),
     };
-    log_emit(p->log, LOG_ERROR, NULL,
-             "reload failed: the workers already running keep serving",
-             fields, (int)(sizeof fields / sizeof fields[0]));
+    if (superseded)
+        log_emit(p->log, LOG_INFO, NULL, "reload superseded by a newer one",
+                 fields + 1, 1);
+    else
+        log_emit(p->log, LOG_ERROR, NULL,
+                 "reload failed: the workers already running keep serving",
+                 fields, (int)(sizeof fields / sizeof fields[0]));
     close(p->candidate_fd);
     p->candidate_fd = -1;
     p->reload_failed = false;
@@ -318,7 +326,7 @@ static void pool_reload_progress(struct pool *p)
         return;
     if (p->reload_failed) {
         pool_abandon_reload(p, "a new worker exited before it was ready "
-                               "(its own error is logged above)");
+                               "(its own error is logged above)", false);
         return;
     }
     int candidates = 0, ready = 0;
@@ -333,11 +341,11 @@ static void pool_reload_progress(struct pool *p)
         return;
     }
     if (candidates == 0) {
-        pool_abandon_reload(p, "no new worker could be started");
+        pool_abandon_reload(p, "no new worker could be started", false);
         return;
     }
     if (clock_monotonic_ms() >= p->reload_deadline_ms)
-        pool_abandon_reload(p, "the new workers were not ready in time");
+        pool_abandon_reload(p, "the new workers were not ready in time", false);
 }
 
 /* Graceful reload (SIGHUP): a full set of new workers from the binary on
@@ -347,7 +355,7 @@ static void pool_reload_progress(struct pool *p)
 static void pool_reload(struct pool *p)
 {
     if (p->candidate_fd >= 0)
-        pool_abandon_reload(p, "a newer reload was requested");
+        pool_abandon_reload(p, "a newer reload was requested", true);
     int fd = open(p->s->binary, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         log_emit(p->log, LOG_ERROR, NULL,

@@ -321,6 +321,14 @@ static long long sb_pss_bytes(int pid)
     return kb < 0 ? -1 : kb * 1024;
 }
 
+void scoreboard_sample_worker(struct scoreboard *sb, int slot)
+{
+    struct sb_slot *s = sb_slot(sb, slot);
+    int pid = s != NULL ? atomic_load(&s->pid) : 0;
+    if (pid > 0)
+        atomic_store(&s->pss_bytes, sb_pss_bytes(pid));
+}
+
 void scoreboard_sample(struct scoreboard *sb, int listen_fd, double pss_every_ms)
 {
     if (sb == NULL || sb->sh == NULL)

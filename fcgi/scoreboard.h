@@ -57,6 +57,8 @@ int scoreboard_slot_export(int slot);
 /* Samples the listen queue of the socket at listen_fd, and every
  * pss_every_ms each worker's memory.  For the master's loop. */
 void scoreboard_sample(struct scoreboard *sb, int listen_fd, double pss_every_ms);
+/* Samples one worker's memory now (when it has just become ready). */
+void scoreboard_sample_worker(struct scoreboard *sb, int slot);
 
 /* ---- a worker ----------------------------------------------------------- */
 

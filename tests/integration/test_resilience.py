@@ -226,8 +226,10 @@ class StopAndReload(unittest.TestCase):
             statuses = load.statuses()
             self.assertGreater(len(statuses), 20)
             self.assertEqual([x for x in statuses if x != 201], [])
-            after = set(pool_workers(s))
-            self.assertEqual(len(after), 2)
+            # The last reload completes once its new workers are ready, and
+            # the old ones leave after their connection: both take a moment.
+            after = s.wait_for(lambda: (lambda w: w if len(w) == 2 and not (before & w) else None)(
+                set(pool_workers(s))), timeout=10, what="two workers, all new")
             self.assertFalse(before & after, "reload replaced every worker")
 
     def test_recycling_after_max_requests(self):
