@@ -54,24 +54,44 @@ struct pool {
     pid_t failed_pid;
 };
 
-/* In the child, between fork and exec: only async-signal-safe calls, and
- * setenv, which is safe here because the master has a single thread. */
-static void pool_child_exec(const struct pool *p, int slot, int binary_fd, int ready_wr)
+/* The worker's environment: the master's, with its slot and the number of
+ * its readiness pipe.  Built before fork, because the master may have
+ * threads (the JWKS fetcher): between fork and exec the child may only make
+ * async-signal-safe calls, which setenv is not.  Free with free(). */
+static char **pool_worker_env(int slot, int ready_wr)
 {
-    char num[16];
+    size_t n = 0;
+    for (char **e = environ; *e != NULL; e++)
+        n++;
+    char **envp = malloc((n + 3) * sizeof *envp + 2 * 48);
+    if (envp == NULL)
+        return NULL;
+    char *ready_var = (char *)(envp + n + 3), *slot_var = ready_var + 48;
+    size_t k = 0, rlen = strlen(POOL_READY_FD_ENV);
+    for (char **e = environ; *e != NULL; e++)
+        if (!(strncmp(*e, POOL_READY_FD_ENV, rlen) == 0 && (*e)[rlen] == '=') &&
+            !scoreboard_is_slot_var(*e))
+            envp[k++] = *e;
+    snprintf(ready_var, 48, "%s=%d", POOL_READY_FD_ENV, ready_wr);
+    scoreboard_slot_var(slot, slot_var, 48);
+    envp[k++] = ready_var;
+    envp[k++] = slot_var;
+    envp[k] = NULL;
+    return envp;
+}
+
+/* In the child, between fork and exec: async-signal-safe calls only. */
+static void pool_child_exec(const struct pool *p, int binary_fd, int ready_wr,
+                            char **envp)
+{
     sigprocmask(SIG_UNBLOCK, &p->handled, NULL);
-    if (scoreboard_slot_export(slot) != 0)
-        _exit(127);
     /* Both descriptors were opened close-on-exec so that no other worker
      * inherits them; this one passes them on.  The binary's descriptor must
      * survive the exec too, for tools that re-exec it by its /proc path
      * (valgrind --trace-children). */
     if (fcntl(binary_fd, F_SETFD, 0) != 0 || fcntl(ready_wr, F_SETFD, 0) != 0)
         _exit(127);
-    snprintf(num, sizeof num, "%d", ready_wr);
-    if (setenv(POOL_READY_FD_ENV, num, 1) != 0)
-        _exit(127);
-    fexecve(binary_fd, p->s->argv, environ);
+    fexecve(binary_fd, p->s->argv, envp);
     static const char msg[] = "{\"level\":\"error\",\"service\":\"orders\","
                               "\"message\":\"pool: cannot exec the worker binary\"}\n";
     ssize_t w = write(2, msg, sizeof msg - 1);
@@ -82,18 +102,25 @@ static void pool_child_exec(const struct pool *p, int slot, int binary_fd, int r
 static pid_t pool_spawn(struct pool *p, struct pool_slot *slot, bool candidate)
 {
     int binary_fd = candidate ? p->candidate_fd : p->binary_fd;
-    int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) != 0) {
-        log_emit(p->log, LOG_ERROR, NULL, "cannot create a readiness pipe",
+    int pipefd[2] = {-1, -1};
+    char **envp = NULL;
+    if (pipe2(pipefd, O_CLOEXEC) != 0 ||
+        (envp = pool_worker_env((int)(slot - p->slot), pipefd[1])) == NULL) {
+        log_emit(p->log, LOG_ERROR, NULL, "cannot prepare a worker",
                  (struct log_field[]){LOG_STR("error", strerror(errno))}, 1);
+        if (envp == NULL && pipefd[0] >= 0) {
+            close(pipefd[0]);
+            close(pipefd[1]);
+        }
         p->respawn_not_before_ms = clock_monotonic_ms() + POOL_RESPAWN_PAUSE_MS;
         return -1;
     }
     pid_t pid = fork();
     if (pid == 0) {
         close(pipefd[0]);
-        pool_child_exec(p, (int)(slot - p->slot), binary_fd, pipefd[1]);
+        pool_child_exec(p, binary_fd, pipefd[1], envp);
     }
+    free(envp);
     close(pipefd[1]);
     if (pid < 0) {
         log_emit(p->log, LOG_ERROR, NULL, "fork failed",

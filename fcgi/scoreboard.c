@@ -203,11 +203,15 @@ void scoreboard_slot_exited(struct scoreboard *sb, int slot)
     atomic_store(&sb->sh->all_busy, false);
 }
 
-int scoreboard_slot_export(int slot)
+void scoreboard_slot_var(int slot, char *buf, size_t len)
 {
-    char num[16];
-    snprintf(num, sizeof num, "%d", slot);
-    return setenv(SCOREBOARD_SLOT_ENV, num, 1);
+    snprintf(buf, len, "%s=%d", SCOREBOARD_SLOT_ENV, slot);
+}
+
+bool scoreboard_is_slot_var(const char *e)
+{
+    size_t n = strlen(SCOREBOARD_SLOT_ENV);
+    return strncmp(e, SCOREBOARD_SLOT_ENV, n) == 0 && e[n] == '=';
 }
 
 /* ---- the listen queue --------------------------------------------------- */

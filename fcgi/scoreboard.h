@@ -51,8 +51,10 @@ void scoreboard_destroy(struct scoreboard *sb);
 void scoreboard_slot_spawned(struct scoreboard *sb, int slot, int pid);
 void scoreboard_slot_retiring(struct scoreboard *sb, int slot);
 void scoreboard_slot_exited(struct scoreboard *sb, int slot);
-/* In the forked child, before exec: tells the worker its slot. */
-int scoreboard_slot_export(int slot);
+/* The environment entry that tells a worker its slot ("NAME=slot"), for
+ * the environment the master builds for it; and whether e is one. */
+void scoreboard_slot_var(int slot, char *buf, size_t len);
+bool scoreboard_is_slot_var(const char *e);
 
 /* Samples the listen queue of the socket at listen_fd, and every
  * pss_every_ms each worker's memory.  For the master's loop. */
