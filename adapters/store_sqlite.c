@@ -155,6 +155,10 @@ struct sqlite_store {
      * the busy handler at the start of each wait. */
     double busy_deadline_ms;
     bool begin_deadline;
+    /* store_take_timing: ms since the last take, and when the write
+     * transaction under way took the lock (0: none) */
+    struct store_timing timing;
+    double tx_started_ms;
     int wlock_fd;    /* the writers' queue (sqlite_wlock_*); -1: none */
     bool wlock_held;
     int inotify_fd;  /* the change signal; -1: not (yet) watching */
@@ -362,12 +366,37 @@ static void sqlite_wlock_release(struct sqlite_store *s)
  * writer never waits longer than DB_BUSY_TIMEOUT_MS. */
 #define SQLITE_BEGIN_ATTEMPTS 3
 
+/* The end of a wait for the write lock, and of a write transaction. */
+static void sqlite_lock_waited(struct sqlite_store *s, double since_ms, bool got_it)
+{
+    double now = clock_monotonic_ms();
+    s->timing.lock_wait_ms += now - since_ms;
+    s->tx_started_ms = got_it ? now : 0;
+}
+
+static void sqlite_tx_ended(struct sqlite_store *s)
+{
+    if (s->tx_started_ms > 0)
+        s->timing.transaction_ms += clock_monotonic_ms() - s->tx_started_ms;
+    s->tx_started_ms = 0;
+}
+
+static void sqlite_take_timing(struct store *st, struct store_timing *out)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    *out = s->timing;
+    memset(&s->timing, 0, sizeof s->timing);
+}
+
 static int sqlite_begin_write(struct sqlite_store *s)
 {
     int rc = SQLITE_BUSY;
-    double deadline = clock_monotonic_ms() + s->busy_timeout_ms;
-    if (!sqlite_wlock_acquire(s, deadline))
+    double start = clock_monotonic_ms();
+    double deadline = start + s->busy_timeout_ms;
+    if (!sqlite_wlock_acquire(s, deadline)) {
+        sqlite_lock_waited(s, start, false);
         return SQLITE_BUSY;
+    }
     /* every attempt's waiting counts against the one deadline */
     s->busy_deadline_ms = deadline;
     s->begin_deadline = true;
@@ -381,6 +410,7 @@ static int sqlite_begin_write(struct sqlite_store *s)
         rc = sqlite_run(s, STMT_BEGIN_IMMEDIATE);
     }
     s->begin_deadline = false;
+    sqlite_lock_waited(s, start, rc == SQLITE_OK);
     if (rc != SQLITE_OK)
         sqlite_wlock_release(s);
     return rc;
@@ -392,6 +422,7 @@ static enum store_status sqlite_rollback(struct sqlite_store *s, enum store_stat
      * transaction back; a failing ROLLBACK then changes nothing. */
     if (!sqlite3_get_autocommit(s->db))
         sqlite_run(s, STMT_ROLLBACK);
+    sqlite_tx_ended(s);
     sqlite_wlock_release(s);
     return why;
 }
@@ -399,8 +430,10 @@ static enum store_status sqlite_rollback(struct sqlite_store *s, enum store_stat
 static int sqlite_commit(struct sqlite_store *s)
 {
     int rc = sqlite_run(s, STMT_COMMIT);
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK) {
+        sqlite_tx_ended(s);
         sqlite_wlock_release(s);
+    }
     return rc;
 }
 
@@ -1159,4 +1192,5 @@ const struct store_ops store_sqlite_ops = {
     .change_fd = sqlite_change_fd,
     .change_drain = sqlite_change_drain,
     .data_version = sqlite_data_version,
+    .take_timing = sqlite_take_timing,
 };

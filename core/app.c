@@ -126,6 +126,30 @@ static void app_log_access(struct app *app, const struct call *call,
              delivered ? n - 2 : n);
 }
 
+/* The slow log: a request that took SLOW_REQUEST_MS or more, with where
+ * its time went in the database (waiting for the write lock, inside write
+ * transactions); the rest was spent in the service itself (or, for a
+ * client_gone response, in writing it).  Its trace_id finds the request's
+ * other lines and spans. */
+static void app_log_slow(struct app *app, const struct call *call,
+                         const struct response *res, const char *route,
+                         double duration_ms, const struct store_timing *db)
+{
+    const struct request *req = call->req;
+    struct log_field fields[] = {
+        LOG_STR("method", req->method),
+        LOG_STR("route", route),
+        LOG_INT("status", res->status),
+        LOG_DBL("duration_ms", duration_ms),
+        LOG_DBL("db_lock_wait_ms", db->lock_wait_ms),
+        LOG_DBL("db_transaction_ms", db->transaction_ms),
+        LOG_INT("slow_request_ms", app->cfg->slow_request_ms),
+        LOG_STR("request_id", req->request_id ? req->request_id : ""),
+    };
+    log_emit(&app->log, LOG_WARN, &call->trace, "slow request", fields,
+             (int)(sizeof fields / sizeof fields[0]));
+}
+
 /* The server span of one request, with the HTTP semantic-convention
  * attributes (OpenTelemetry semconv, http spans). */
 static void app_emit_server_span(struct app *app, const struct call *call,
@@ -210,6 +234,12 @@ void app_handle(struct app *app, const struct request *req,
     }
     bool delivered = req->send == NULL || req->send(req->transport_ctx, res) == 0;
     double duration_ms = clock_monotonic_ms() - started;
+    struct store_timing db;
+    store_take_timing(app->store, &db); /* every request: starts the next afresh */
+    if (app->cfg->slow_request_ms > 0 && duration_ms >= app->cfg->slow_request_ms) {
+        atomic_fetch_add_explicit(&app->metrics->slow_requests, 1, memory_order_relaxed);
+        app_log_slow(app, &call, res, route_name, duration_ms, &db);
+    }
     metrics_record_request(app->metrics, route_index,
                            delivered ? res->status : HTTP_STATUS_CLIENT_GONE,
                            duration_ms);

@@ -16,6 +16,7 @@ static int config_read_table(struct config *cfg, char *err, size_t errlen)
     const struct setting rows[] = {
         SETTING_INT_ROW("DB_BUSY_TIMEOUT_MS", 5000, 0, 600000, &cfg->busy_timeout_ms),
         SETTING_INT_ROW("REQUEST_TIMEOUT", 30, 1, 3600, &cfg->request_timeout_s),
+        SETTING_INT_ROW("SLOW_REQUEST_MS", 1000, 0, 3600000, &cfg->slow_request_ms),
         SETTING_TEXT_ROW("JWT_ALGORITHM", NULL, &cfg->jwt_algorithm),
         SETTING_TEXT_ROW("JWT_ALGORITHMS", NULL, &cfg->jwt_algorithms),
         SETTING_TEXT_ROW("JWT_ISSUER", NULL, &cfg->jwt_issuer),

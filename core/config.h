@@ -34,6 +34,8 @@ struct config {
     bool synchronous_full;  /* DB_SYNCHRONOUS: full (default) or normal */
     int busy_timeout_ms;    /* DB_BUSY_TIMEOUT_MS, default 5000 */
     int request_timeout_s;  /* REQUEST_TIMEOUT, default 30: nginx's limit, the watchdog's */
+    int slow_request_ms;    /* SLOW_REQUEST_MS, default 1000: longer requests go
+                               to the slow log; 0: no slow log */
     unsigned char *jwt_secret; /* common/secret.h lists where it comes from */
     size_t jwt_secret_len;
     char *jwt_algorithm;    /* JWT_ALGORITHM, the older name: one algorithm */

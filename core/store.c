@@ -25,6 +25,13 @@ const char *store_last_error(const struct store *st)
     return st != NULL ? st->ops->last_error(st) : "no database";
 }
 
+void store_take_timing(struct store *st, struct store_timing *out)
+{
+    memset(out, 0, sizeof *out);
+    if (st != NULL && st->ops->take_timing != NULL)
+        st->ops->take_timing(st, out);
+}
+
 enum store_status store_migrate(struct store *st, char *err, size_t errlen)
 {
     return st->ops->migrate(st, err, errlen);

@@ -101,6 +101,14 @@ struct outbox_commit {
 /* The outbox figures of GET /metrics (struct outbox_stats, metrics.h). */
 struct outbox_stats;
 
+/* Where one connection's time went, in milliseconds: waiting for the write
+ * lock, and inside write transactions (from holding the lock to COMMIT or
+ * ROLLBACK).  The slow log reports them per request. */
+struct store_timing {
+    double lock_wait_ms;
+    double transaction_ms;
+};
+
 /* ---- the port ----------------------------------------------------------- */
 
 struct store;
@@ -148,6 +156,10 @@ struct store_ops {
     enum store_status (*outbox_prune)(struct store *st, long long cutoff, int limit,
                                       int *deleted);
 
+    /* Where the connection's time went since the last call (optional:
+     * NULL reads as zeros).  See store_take_timing. */
+    void (*take_timing)(struct store *st, struct store_timing *out);
+
     int (*change_fd)(struct store *st);
     bool (*change_drain)(struct store *st);
     enum store_status (*data_version)(struct store *st, long long *out);
@@ -167,6 +179,9 @@ enum store_status store_open(const struct store_options *opt, struct store **out
 void store_close(struct store *st);
 const char *store_engine(const struct store *st);
 const char *store_last_error(const struct store *st);
+/* The timing accumulated since the previous call, which starts it afresh;
+ * zeros for an engine that does not measure.  Cheap: no system call. */
+void store_take_timing(struct store *st, struct store_timing *out);
 
 /* Migrations: each in its own transaction under the engine's lock, so that
  * several workers (on several hosts) starting at once apply each exactly

@@ -761,5 +761,57 @@ class PoolStatus(unittest.TestCase):
             self.assertGreater(sample(m, "orders_pool_start_time_seconds"), time.time() - 600)
 
 
+class SlowLog(unittest.TestCase):
+    def test_a_slow_request_is_logged_with_its_time_in_the_database(self):
+        with Stack(workers=2, env={"SLOW_REQUEST_MS": "250"}) as s:
+            tok = s.token()
+            trace = secrets.token_hex(16)
+            traceparent = "00-%s-%s-01" % (trace, secrets.token_hex(8))
+            for _ in range(5):
+                self.assertEqual(s.request("GET", "/healthz").status, 200)
+            db = s.db()
+            db.isolation_level = None
+            db.execute("BEGIN IMMEDIATE")  # the create waits for this lock
+            try:
+                create = Background(lambda: s.request("POST", "/orders", body=ORDER, token=tok, timeout=30,
+                                                      headers={"traceparent": traceparent}))
+
+                def waited_long_enough():
+                    for w in s.request("GET", "/status?full").json()["workers"]:
+                        r = w["request"]
+                        if r and r["route"] == "POST /orders" and r["running"] and r["duration_ms"] >= 400:
+                            return True
+                s.wait_for(waited_long_enough, timeout=10, what="the create waiting 400 ms")
+            finally:
+                db.execute("ROLLBACK")
+                db.close()
+            self.assertEqual(create.join().status, 201)
+            slow = s.wait_for(lambda: [l for l in s.worker_log_lines() if l.get("message") == "slow request"],
+                              timeout=5, what="the slow log line")
+            self.assertEqual(len(slow), 1, "only the create was slow: %s" % slow)
+            line = slow[0]
+            self.assertEqual(line["level"], "warn")
+            self.assertEqual(line["trace_id"], trace)
+            self.assertEqual(line["route"], "POST /orders")
+            self.assertEqual(line["method"], "POST")
+            self.assertEqual(line["status"], 201)
+            self.assertEqual(line["slow_request_ms"], 250)
+            self.assertGreaterEqual(line["duration_ms"], 400)
+            # most of it was the wait for the lock; the transaction itself is short
+            self.assertGreaterEqual(line["db_lock_wait_ms"], 350)
+            self.assertLessEqual(line["db_lock_wait_ms"], line["duration_ms"])
+            self.assertGreater(line["db_transaction_ms"], 0)
+            self.assertLess(line["db_lock_wait_ms"] + line["db_transaction_ms"], line["duration_ms"] + 1)
+            self.assertEqual(sample(metric_samples(metrics(s)), "orders_slow_requests_total"), 1)
+            self.assertEqual(s.request("GET", "/status").json()["slow_requests"], 1)
+
+    def test_slow_request_ms_is_checked_at_start(self):
+        s = Stack(workers=1, env={"SLOW_REQUEST_MS": "soon"}, start_timeout=10)
+        with self.assertRaises(AssertionError) as cm:
+            s.start()
+        self.assertIn("SLOW_REQUEST_MS", str(cm.exception))
+        s.stop(check=False)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
