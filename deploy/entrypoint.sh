@@ -61,6 +61,18 @@ fi
 # A bad publisher setting stops the container here with one line naming it.
 "$bindir/orders-publisher" --check-config >/dev/null || exit 2
 
+# NGINX_SITE (set by the image): the nginx site, rendered at each start by
+# orders-nginx-site from the container's own settings (REQUEST_TIMEOUT,
+# UPSTREAM_KEEPALIVE), as a host renders it from /etc/default/orders, so
+# nginx gives up on a request when the service does.  NGINX_LISTEN (80) and
+# NGINX_LOG_DIR (the site's default, /var/log/nginx) for other layouts.
+if [ -n "${NGINX_SITE:-}" ]; then
+    site_args=(--settings /dev/null --listen "${NGINX_LISTEN:-80}" --socket "$socket" --output "$NGINX_SITE")
+    [ -z "${NGINX_LOG_DIR:-}" ] || site_args+=(--access-log "$NGINX_LOG_DIR/orders-access.log"
+                                               --error-log "$NGINX_LOG_DIR/orders-error.log")
+    "$bindir/orders-nginx-site" "${site_args[@]}" || die "the nginx site was not rendered"
+fi
+
 # orders-fcgi drops to WORKER_USER itself when root.
 "$bindir/orders-fcgi" --migrate >&2 || die "migration failed"
 

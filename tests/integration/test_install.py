@@ -786,12 +786,22 @@ class InstallLayout(unittest.TestCase):
             "NGINX_ERROR_LOG": os.path.join(stack.logs, "nginx-error.log"),
             "ORDERS_USER": SERVICE_USER,
             "WORKERS": "2",
+            # The image's NGINX_SITE: rendered at start with the container's
+            # REQUEST_TIMEOUT, into the site the nginx.conf above includes.
+            "NGINX_SITE": os.path.join(stack.nginx_dir, "orders-site.conf"),
+            "NGINX_LISTEN": "127.0.0.1:%d" % stack.port,
+            "NGINX_LOG_DIR": stack.logs,
+            "REQUEST_TIMEOUT": "12",
         })
         # The image generates a secret into the volume when none is given.
         del env["JWT_SECRET_KEY"]
         ep = stack.start("entrypoint", [os.path.join(ROOT, "deploy", "entrypoint.sh")], env)
         try:
             stack.wait_ready()
+            with open(env["NGINX_SITE"]) as f:
+                site = f.read()
+            self.assertIn("fastcgi_read_timeout 12s;", site)
+            self.assertIn("server unix:%s;" % stack.socket, site)
             secret_file = os.path.join(stack.state, "jwt-secret")
             self.assertEqual(os.stat(secret_file).st_mode & 0o777, 0o600)
             with open(secret_file) as f:
@@ -862,10 +872,12 @@ class InstallScript(unittest.TestCase):
                 self.assertTrue(glob.glob(os.path.join(dest, path.lstrip("/"))),
                                 "%s names %s, which the install does not have" % (rel, path))
         self.assertGreater(named, 5)
-        # The Dockerfile drops the site's IPv6 listen line: it must exist.
-        with open(os.path.join(dest, "usr/share/orders/nginx/orders.conf")) as f:
-            self.assertIn("listen [::]:80;", f.read())
-        self.assertIn("listen \\[::\\]:80;", texts["deploy/Dockerfile"])
+        # The Dockerfile renders the site with the installed renderer,
+        # IPv4 only (a container may have no IPv6), as the entrypoint does.
+        self.assertIn("orders-nginx-site --settings /dev/null --listen 80 --output "
+                      "/etc/nginx/sites-available/orders", texts["deploy/Dockerfile"])
+        self.assertIn("NGINX_SITE=/etc/nginx/sites-available/orders", texts["deploy/Dockerfile"])
+        self.assertTrue(os.access(os.path.join(dest, "usr/bin/orders-nginx-site"), os.X_OK))
 
 
 if __name__ == "__main__":
