@@ -32,6 +32,22 @@ const struct auth_alg *auth_alg_named(const char *name)
     return NULL;
 }
 
+enum crypto_sig_scheme auth_alg_scheme(const struct auth_alg *alg)
+{
+    switch (alg->family) {
+    case AUTH_ALG_RSA_PSS:
+        return CRYPTO_SIG_RSA_PSS;
+    case AUTH_ALG_ECDSA:
+        return CRYPTO_SIG_ECDSA;
+    case AUTH_ALG_EDDSA:
+        return CRYPTO_SIG_EDDSA;
+    case AUTH_ALG_HMAC:
+    case AUTH_ALG_RSA_PKCS1:
+        break;
+    }
+    return CRYPTO_SIG_RSA_PKCS1;
+}
+
 /* ---- parsing ------------------------------------------------------------ */
 
 enum jwk_verdict { JWK_USE, JWK_SKIP, JWK_BAD };

@@ -41,6 +41,8 @@ struct auth_alg {
 
 /* NULL for a name we do not verify ("none" included). */
 const struct auth_alg *auth_alg_named(const char *name);
+/* The signature scheme of a public-key algorithm (not HMAC). */
+enum crypto_sig_scheme auth_alg_scheme(const struct auth_alg *alg);
 
 struct auth_key {
     char kid[AUTH_KID_MAX + 1];

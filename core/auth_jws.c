@@ -160,12 +160,6 @@ bool auth_jws_hmac_ok(struct crypto_hmac *key, const struct auth_jws *j)
 bool auth_jws_signature_ok(const struct auth_key *key, const struct auth_alg *alg,
                            const struct auth_jws *j)
 {
-    static const enum crypto_sig_scheme schemes[] = {
-        [AUTH_ALG_RSA_PKCS1] = CRYPTO_SIG_RSA_PKCS1,
-        [AUTH_ALG_RSA_PSS] = CRYPTO_SIG_RSA_PSS,
-        [AUTH_ALG_ECDSA] = CRYPTO_SIG_ECDSA,
-        [AUTH_ALG_EDDSA] = CRYPTO_SIG_EDDSA,
-    };
     /* The largest signature: RSA with a 16384-bit modulus (the JWK parser
      * takes n up to 4096 base64url characters, 3072 bytes). */
     unsigned char sig[CRYPTO_B64URL_DECODED_MAX(4096)];
@@ -173,7 +167,7 @@ bool auth_jws_signature_ok(const struct auth_key *key, const struct auth_alg *al
     if (alg->family == AUTH_ALG_HMAC || j->signature_len > 4096 ||
         !crypto_b64url_decode(j->signature, j->signature_len, sig, &n))
         return false;
-    return crypto_verify(key->key, schemes[alg->family], alg->hash, j->header,
+    return crypto_verify(key->key, auth_alg_scheme(alg), alg->hash, j->header,
                          j->signing_input_len, sig, n);
 }
 

@@ -249,13 +249,7 @@ static size_t sign_hmac(const void *key, const struct auth_alg *alg,
 static size_t sign_private(const void *key, const struct auth_alg *alg,
                            const char *input, size_t len, unsigned char *sig)
 {
-    static const enum crypto_sig_scheme schemes[] = {
-        [AUTH_ALG_RSA_PKCS1] = CRYPTO_SIG_RSA_PKCS1,
-        [AUTH_ALG_RSA_PSS] = CRYPTO_SIG_RSA_PSS,
-        [AUTH_ALG_ECDSA] = CRYPTO_SIG_ECDSA,
-        [AUTH_ALG_EDDSA] = CRYPTO_SIG_EDDSA,
-    };
-    return crypto_sign(key, schemes[alg->family], alg->hash, input, len, sig);
+    return crypto_sign(key, auth_alg_scheme(alg), alg->hash, input, len, sig);
 }
 
 /* base64url(header) "." base64url(claims) "." base64url(signature). */

@@ -326,12 +326,6 @@ static char *bearer_for(const struct test_key *k, const char *alg, const char *k
     snprintf(payload, sizeof payload,
              "{\"sub\":\"u\",\"iss\":\"" ISS "\",\"exp\":%ld,\"scope\":\"orders.read\"}",
              (long)time(NULL) + 600);
-    static const enum crypto_sig_scheme schemes[] = {
-        [AUTH_ALG_RSA_PKCS1] = CRYPTO_SIG_RSA_PKCS1,
-        [AUTH_ALG_RSA_PSS] = CRYPTO_SIG_RSA_PSS,
-        [AUTH_ALG_ECDSA] = CRYPTO_SIG_ECDSA,
-        [AUTH_ALG_EDDSA] = CRYPTO_SIG_EDDSA,
-    };
     char *tok = malloc(4096);
     ck_assert_ptr_nonnull(tok);
     size_t at = (size_t)sprintf(tok, "Bearer ");
@@ -340,7 +334,7 @@ static char *bearer_for(const struct test_key *k, const char *alg, const char *k
     tok[at++] = '.';
     at += crypto_b64url_encode(payload, strlen(payload), tok + at);
     unsigned char sig[CRYPTO_SIG_MAX];
-    size_t n = crypto_sign(k->priv, schemes[a->family], a->hash, tok + start, at - start, sig);
+    size_t n = crypto_sign(k->priv, auth_alg_scheme(a), a->hash, tok + start, at - start, sig);
     ck_assert_uint_gt(n, 0);
     tok[at++] = '.';
     crypto_b64url_encode(sig, n, tok + at);
