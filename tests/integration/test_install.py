@@ -478,6 +478,11 @@ class InstallLayout(unittest.TestCase):
         migrations = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "migrations", "*.sql")))
         self.assertTrue(migrations)
         self.assertEqual(sorted(os.listdir(os.path.join(share, "migrations"))), migrations)
+        # The alerting rules, their unit tests and the dashboard, as in deploy/.
+        for rel in ["prometheus/orders-alerts.yml", "prometheus/orders-alerts.test.yml",
+                    "grafana/orders.json"]:
+            with open(os.path.join(ROOT, "deploy", rel), "rb") as a, open(os.path.join(share, rel), "rb") as b:
+                self.assertEqual(a.read(), b.read(), rel)
         for doc in ["openapi.json", "asyncapi.json", "service.yaml"] + \
                    [os.path.join("migrations", m) for m in migrations]:
             src = os.path.join(ROOT, doc)

@@ -82,6 +82,13 @@ class Rules(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn("SUCCESS", p.stdout + p.stderr)
 
+    def test_the_manifest_names_them(self):
+        import yaml  # python3-yaml, as the manifest test
+        with open(os.path.join(ROOT, "service.yaml")) as f:
+            metrics = yaml.safe_load(f)["metrics"]
+        self.assertEqual(os.path.join(ROOT, metrics["alerts"]), RULES)
+        self.assertEqual(os.path.join(ROOT, metrics["dashboard"]), DASHBOARD)
+
     def test_every_alert_is_defined_and_unit_tested_both_ways(self):
         with open(RULES) as f:
             rules = f.read()
