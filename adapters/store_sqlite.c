@@ -48,10 +48,12 @@ enum sqlite_stmt {
     STMT_STATS_PARKED,
     STMT_STATS_SEQUENCE,
     STMT_STATS_FAILURES,
+    STMT_STATS_SINKS,
     STMT_DATA_VERSION,
     STMT_FETCH,
     STMT_MARK,
     STMT_FAIL,
+    STMT_SINK_COUNT,
     STMT_LEASE_PEEK,
     STMT_LEASE_TAKE,
     STMT_LEASE_RENEW,
@@ -72,9 +74,13 @@ enum sqlite_stmt {
 #define SQL_STATS_SEQUENCE \
     "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)"
 #define SQL_STATS_FAILURES "SELECT delivery_failures FROM outbox_counters WHERE singleton = 1"
+/* A handful of rows, one per transport ever used (migrations/005). */
+#define SQL_STATS_SINKS \
+    "SELECT sink, deliveries, failures FROM publisher_sink_counters ORDER BY sink LIMIT 8"
 
 const char *const store_sqlite_stats_sql[] = {
     SQL_STATS_PENDING, SQL_STATS_OLDEST, SQL_STATS_PARKED, SQL_STATS_SEQUENCE, SQL_STATS_FAILURES,
+    SQL_STATS_SINKS,
 };
 const size_t store_sqlite_stats_sql_count =
     sizeof store_sqlite_stats_sql / sizeof store_sqlite_stats_sql[0];
@@ -118,6 +124,7 @@ static const char *const sqlite_sql[STMT_COUNT] = {
     [STMT_STATS_PARKED] = SQL_STATS_PARKED,
     [STMT_STATS_SEQUENCE] = SQL_STATS_SEQUENCE,
     [STMT_STATS_FAILURES] = SQL_STATS_FAILURES,
+    [STMT_STATS_SINKS] = SQL_STATS_SINKS,
     [STMT_DATA_VERSION] = "PRAGMA data_version",
     [STMT_FETCH] =
         "SELECT seq, id, type, source, subject, time, traceparent, data,"
@@ -129,6 +136,10 @@ static const char *const sqlite_sql[STMT_COUNT] = {
     [STMT_FAIL] = "UPDATE events SET attempts = ?2, last_error = ?3,"
                   " next_attempt_at = ?4, parked_at = ?5"
                   " WHERE seq = ?1 AND delivered_at IS NULL",
+    [STMT_SINK_COUNT] =
+        "INSERT INTO publisher_sink_counters (sink, deliveries, failures) VALUES (?1, ?2, ?3)"
+        " ON CONFLICT (sink) DO UPDATE SET deliveries = deliveries + excluded.deliveries,"
+        " failures = failures + excluded.failures",
     [STMT_LEASE_PEEK] = "SELECT holder, expires_at FROM publisher_lease WHERE singleton = 1",
     [STMT_LEASE_TAKE] = "INSERT OR REPLACE INTO publisher_lease (singleton, holder, expires_at)"
                         " VALUES (1, ?1, ?2)",
@@ -834,6 +845,24 @@ static enum store_status sqlite_order_page(struct store *st, const struct page_q
     return result;
 }
 
+static int sqlite_sink_stats(struct sqlite_store *s, struct outbox_stats *out)
+{
+    sqlite3_stmt *q = sqlite_stmt(s, STMT_STATS_SINKS);
+    int rc;
+
+    if (q == NULL)
+        return SQLITE_ERROR;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW && out->sink_count < OUTBOX_STATS_SINKS) {
+        struct outbox_sink_stats *k = &out->sinks[out->sink_count++];
+        const unsigned char *name = sqlite3_column_text(q, 0);
+        snprintf(k->name, sizeof k->name, "%s", name != NULL ? (const char *)name : "");
+        k->deliveries = sqlite3_column_int64(q, 1);
+        k->failures = sqlite3_column_int64(q, 2);
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 static enum store_status sqlite_outbox_stats(struct store *st, long long now_ms,
                                              struct outbox_stats *out)
 {
@@ -852,6 +881,8 @@ static enum store_status sqlite_outbox_stats(struct store *st, long long now_ms,
         rc = sqlite_one_int(s, STMT_STATS_SEQUENCE, &sequence);
     if (rc == SQLITE_OK)
         rc = sqlite_one_int(s, STMT_STATS_FAILURES, &out->delivery_failures_total);
+    if (rc == SQLITE_OK)
+        rc = sqlite_sink_stats(s, out);
     if (!sqlite3_get_autocommit(s->db))
         sqlite_run(s, rc == SQLITE_OK ? STMT_COMMIT : STMT_ROLLBACK);
     if (rc != SQLITE_OK)
@@ -976,6 +1007,17 @@ static int sqlite_renew(struct sqlite_store *s, const char *holder, long long ex
     return rc;
 }
 
+static int sqlite_count_sink(struct sqlite_store *s, const char *sink, long long deliveries,
+                             long long failures)
+{
+    sqlite3_stmt *q = sqlite_stmt(s, STMT_SINK_COUNT);
+    int rc = q != NULL ? SQLITE_OK : SQLITE_ERROR;
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 1, sink, -1, SQLITE_STATIC));
+    SQLITE_BIND(rc, sqlite3_bind_int64(q, 2, deliveries));
+    SQLITE_BIND(rc, sqlite3_bind_int64(q, 3, failures));
+    return rc == SQLITE_OK ? sqlite_step_done(q) : rc;
+}
+
 static int sqlite_commit_body(struct sqlite_store *s, const struct outbox_commit *c,
                               bool *lease_kept)
 {
@@ -984,6 +1026,8 @@ static int sqlite_commit_body(struct sqlite_store *s, const struct outbox_commit
         rc = sqlite_mark(s, c->delivered[i], c->delivered_at);
     if (rc == SQLITE_OK && c->failure != NULL)
         rc = sqlite_fail(s, c->failure);
+    if (rc == SQLITE_OK && c->sink != NULL && (c->delivered_count > 0 || c->failure != NULL))
+        rc = sqlite_count_sink(s, c->sink, c->delivered_count, c->failure != NULL ? 1 : 0);
     return rc;
 }
 

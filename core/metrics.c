@@ -190,6 +190,19 @@ static void metrics_render_outbox(struct text *t, const struct outbox_stats *o)
     metrics_render_counter(t, "orders_publisher_failures_total",
                            "Failed delivery attempts.",
                            (unsigned long long)o->delivery_failures_total);
+    if (o->sink_count == 0)
+        return;
+    /* Names come from the adapters' table (letters only), never a URL. */
+    text_printf(t, "# HELP orders_publisher_sink_deliveries_total Events delivered, "
+                   "by transport.\n# TYPE orders_publisher_sink_deliveries_total counter\n");
+    for (int i = 0; i < o->sink_count; i++)
+        text_printf(t, "orders_publisher_sink_deliveries_total{sink=\"%s\"} %lld\n",
+                    o->sinks[i].name, o->sinks[i].deliveries);
+    text_printf(t, "# HELP orders_publisher_sink_failures_total Failed delivery attempts, "
+                   "by transport.\n# TYPE orders_publisher_sink_failures_total counter\n");
+    for (int i = 0; i < o->sink_count; i++)
+        text_printf(t, "orders_publisher_sink_failures_total{sink=\"%s\"} %lld\n",
+                    o->sinks[i].name, o->sinks[i].failures);
 }
 
 char *metrics_render(const struct metrics *m, const char *const *route_names,

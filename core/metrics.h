@@ -31,12 +31,23 @@ struct metrics {
 
 /* Figures read from the database at scrape time: they belong to the
  * outbox, not to any process, and survive restarts. */
+/* Per transport (migrations/005_sink_counters.sql). */
+#define OUTBOX_STATS_SINKS 8
+
+struct outbox_sink_stats {
+    char name[24];
+    long long deliveries;
+    long long failures;
+};
+
 struct outbox_stats {
     long long pending;            /* not delivered, not parked */
     double oldest_pending_age_s;  /* 0 when none */
     long long delivered_total;    /* ever delivered, pruned rows included */
     long long parked;             /* given up on (poison events) */
     long long delivery_failures_total;
+    struct outbox_sink_stats sinks[OUTBOX_STATS_SINKS]; /* by name */
+    int sink_count;
 };
 
 /* route_index: row of the routing table, or route_count for "unmatched". */

@@ -96,6 +96,9 @@ struct outbox_commit {
     const struct outbox_failure *failure; /* NULL when none */
     const char *holder;        /* lease renewed in the same transaction */
     long long lease_expires_at;
+    /* The transport's name (sink_name(): "amqp", ...): its deliveries and
+     * failures counters grow in the same transaction.  NULL: none. */
+    const char *sink;
 };
 
 /* The outbox figures of GET /metrics (struct outbox_stats, metrics.h). */

@@ -382,7 +382,8 @@ static enum relay_step relay_record(struct relay *r, int acked, int failed,
     struct outbox_failure f;
     bool kept = true;
     struct outbox_commit c = {.delivered = r->acked, .delivered_count = acked, .delivered_at = now,
-                              .holder = r->holder, .lease_expires_at = now + r->cfg->lease_ms};
+                              .holder = r->holder, .lease_expires_at = now + r->cfg->lease_ms,
+                              .sink = sink_name(r->sink)};
 
     if (failed >= 0) {
         relay_failure_for(r, &r->batch.events[failed], res, now, &f);

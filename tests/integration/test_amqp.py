@@ -103,6 +103,10 @@ class AmqpThroughTheStack(unittest.TestCase):
             messages = queue.wait_for(len(expected), 20)
             time.sleep(0.3)  # a duplicate or a stray would show now
             messages = queue.drain()
+            # The publisher's metrics count them for this transport.
+            line = 'orders_publisher_sink_deliveries_total{sink="%s"} %d' % ("amqp", len(expected))
+            s.wait_for(lambda: line in s.request("GET", "/metrics").body.decode(), timeout=10,
+                       what="the per-transport counter")
             with open(s.stderr_path, encoding="utf-8", errors="replace") as f:
                 logs = f.read()
         self.assertNotIn("guest:guest", logs, "credentials never reach a log line")

@@ -52,6 +52,10 @@ class NatsThroughTheStack(unittest.TestCase):
             got = stream.wait_for(len(expected), 20)
             time.sleep(0.3)  # a duplicate or a stray would show now
             got = stream.messages()
+            # The publisher's metrics count them for this transport.
+            line = 'orders_publisher_sink_deliveries_total{sink="%s"} %d' % ("nats", len(expected))
+            s.wait_for(lambda: line in s.request("GET", "/metrics").body.decode(), timeout=10,
+                       what="the per-transport counter")
         self.assertEqual(len(got), len(expected), "exactly one message per change")
         events = []
         for (headers, event), (type_, order, previous) in zip(got, expected):

@@ -921,7 +921,8 @@ START_TEST(test_outbox_fetch_commit_and_stats)
     struct outbox_failure f = {.seq = b.events[1].seq, .attempts = 5, .error = "rejected",
                                .parked_at = now};
     struct outbox_commit c = {.delivered = delivered, .delivered_count = 1, .delivered_at = now,
-                              .failure = &f, .holder = "me", .lease_expires_at = now + 10000};
+                              .failure = &f, .holder = "me", .lease_expires_at = now + 10000,
+                              .sink = "amqp"};
     ck_assert_int_eq(store_outbox_commit(st, &c, &kept), STORE_OK);
     ck_assert(kept);
 
@@ -937,6 +938,11 @@ START_TEST(test_outbox_fetch_commit_and_stats)
     ck_assert_int_eq(stats.delivered_total, 1);
     ck_assert_int_eq(stats.delivery_failures_total, 5); /* 0 -> 5 attempts */
     ck_assert(stats.oldest_pending_age_s > 1.0);
+    /* Per transport: one delivered, one failed attempt, from this commit. */
+    ck_assert_int_eq(stats.sink_count, 1);
+    ck_assert_str_eq(stats.sinks[0].name, "amqp");
+    ck_assert_int_eq(stats.sinks[0].deliveries, 1);
+    ck_assert_int_eq(stats.sinks[0].failures, 1);
 
     /* Another holder cannot take a live lease; ours is released on request. */
     ck_assert_int_eq(store_lease_acquire(st, "other", now, now + 10000, &acquired, &other),
