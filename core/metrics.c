@@ -190,9 +190,9 @@ static void metrics_render_outbox(struct text *t, const struct outbox_stats *o)
     metrics_render_counter(t, "orders_publisher_failures_total",
                            "Failed delivery attempts.",
                            (unsigned long long)o->delivery_failures_total);
-    if (o->sink_count == 0)
-        return;
-    /* Names come from the adapters' table (letters only), never a URL. */
+    /* Names come from the adapters' table (letters only), never a URL.
+     * Before the first delivery the families are announced without
+     * samples, so the set of families never depends on the traffic. */
     text_printf(t, "# HELP orders_publisher_sink_deliveries_total Events delivered, "
                    "by transport.\n# TYPE orders_publisher_sink_deliveries_total counter\n");
     for (int i = 0; i < o->sink_count; i++)
