@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 try:
@@ -60,6 +61,70 @@ def _stop_group(proc, timeout):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+
+
+class HoldingProxy:
+    """A TCP proxy in front of a broker that can hold back the broker's
+    replies: what a client sends goes through (and is stored by the
+    broker), but its confirms do not come back.  That is the window between
+    publish and confirm, made as wide as a test needs, without the broker
+    itself stopping (a stopped broker may drop what sits unread in its
+    socket when the client dies)."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.replies = threading.Event()
+        self.replies.set()
+        self.closing = False
+        self.sockets = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold_replies(self):
+        self.replies.clear()
+
+    def _accept(self):
+        while not self.closing:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, None), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, self.replies), daemon=True).start()
+
+    def _pump(self, src, dst, gate):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                # Held replies wait here (a recv may already have been
+                # under way when the hold began).
+                while gate is not None and not gate.wait(0.05):
+                    if self.closing:
+                        return
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.closing = True
+        self.listener.close()
+        for sock in self.sockets:
+            try:
+                sock.close()
+            except OSError:
+                pass
 
 
 class RabbitBroker:
@@ -147,8 +212,8 @@ class RabbitBroker:
         except OSError:
             return ""
 
-    def url(self, query="", user="guest", password="guest", scheme="amqp"):
-        return "%s://%s:%s@127.0.0.1:%d/%s" % (scheme, user, password, self.port,
+    def url(self, query="", user="guest", password="guest", scheme="amqp", port=None):
+        return "%s://%s:%s@127.0.0.1:%d/%s" % (scheme, user, password, port or self.port,
                                                ("?" + query) if query else "")
 
     def connection(self):
@@ -172,6 +237,14 @@ class RabbitQueue:
         finally:
             conn.close()
         self.messages = []  # (method, properties, body)
+
+    def depth(self):
+        """Messages waiting in the queue now (none are consumed)."""
+        conn = self.broker.connection()
+        try:
+            return conn.channel().queue_declare(self.name, passive=True).method.message_count
+        finally:
+            conn.close()
 
     def drain(self):
         """Reads everything queued now; returns all messages read so far."""
@@ -245,8 +318,8 @@ class NatsBroker:
         except OSError:
             return ""
 
-    def url(self, query="", userinfo=""):
-        return "nats://%s127.0.0.1:%d%s" % (userinfo + "@" if userinfo else "", self.port,
+    def url(self, query="", userinfo="", port=None):
+        return "nats://%s127.0.0.1:%d%s" % (userinfo + "@" if userinfo else "", port or self.port,
                                             ("?" + query) if query else "")
 
 

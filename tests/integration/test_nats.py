@@ -24,7 +24,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from brokers import NatsBroker, NatsStream  # noqa: E402
+from brokers import HoldingProxy, NatsBroker, NatsStream  # noqa: E402
 from harness import ROOT, Stack  # noqa: E402
 import test_events  # noqa: E402  (the module: its test case must not run here)
 from test_amqp import make_changes  # noqa: E402
@@ -129,29 +129,28 @@ class NatsFaults(PublisherTestCase):
     def test_sigkill_between_publish_and_ack_is_deduplicated(self):
         create_db(self.db)
         stream = NatsStream(BROKER, "KILL")
-        url = BROKER.url("subject=orders.kill&stream=KILL")
+        proxy = HoldingProxy(BROKER.port)
+        self.addCleanup(proxy.close)
+        query = "subject=orders.kill&stream=KILL"
         first = insert_events(self.db, 2)
-        p = self.start(url, PUBLISHER_HTTP_TIMEOUT_MS=8000, PUBLISHER_LEASE_MS=10000)
+        p = self.start(BROKER.url(query, port=proxy.port), PUBLISHER_HTTP_TIMEOUT_MS=8000,
+                       PUBLISHER_LEASE_MS=10000)
         wait_for(lambda: self.undelivered() == 0, 15, "the first events")
-        # The server freezes: what the publisher sends now waits in the
-        # socket, and the stream's acknowledgements cannot come.
-        os.killpg(BROKER.proc.pid, signal.SIGSTOP)
-        try:
-            batch = insert_events(self.db, 20, per_transaction=20)
-            time.sleep(1.5)  # published, waiting for acknowledgements (8 s budget)
-            p.kill()
-        finally:
-            os.killpg(BROKER.proc.pid, signal.SIGCONT)
-        self.assertEqual(self.undelivered(), 20, "nothing acknowledged, nothing recorded")
-        # The killed publisher's messages reached the stream ...
+        # The stream stores what the publisher sends now, but its
+        # acknowledgements are held back: the publisher dies waiting.
+        proxy.hold_replies()
+        batch = insert_events(self.db, 20, per_transaction=20)
         stream.wait_for(22, 10)
+        p.kill()
+        self.assertEqual(self.undelivered(), 20, "nothing acknowledged, nothing recorded")
         db = sqlite3.connect(self.db)
         db.execute("DELETE FROM publisher_lease")  # its holder is dead; skip the wait
         db.commit()
         db.close()
-        # ... and the restarted one sends them again, with the same ids.
-        p2 = self.start(url)
+        # The restarted publisher sends the 20 again, with the same ids ...
+        p2 = self.start(BROKER.url(query))
         wait_for(lambda: self.undelivered() == 0, 20, "redelivery")
+        # ... and the stream acknowledged them as duplicates, keeping one copy.
         got = stream.messages()
         self.assertEqual([h["Nats-Msg-Id"] for h, e in got], first + batch, "one copy each, in order")
         self.assertEqual(stream.info()["state"]["last_seq"], 22, "the duplicates were dropped, not stored")
