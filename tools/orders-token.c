@@ -1,11 +1,11 @@
 /*
  * orders-token - mint a bearer token the local service will accept.
  *
- *   TOKEN=$(build/orders-token)
- *   build/orders-token --scopes orders.read --sub alice --exp-hours 0.25
- *   build/orders-token --key idp.pem --alg ES256 --kid k1 \
+ *   TOKEN=$(build/tools/orders-token)
+ *   build/tools/orders-token --scopes orders.read --sub alice --exp-hours 0.25
+ *   build/tools/orders-token --key idp.pem --alg ES256 --kid k1 \
  *       --iss https://idp.example --aud orders-api
- *   build/orders-token --key idp.pem --kid k1 --jwks > jwks.json
+ *   build/tools/orders-token --key idp.pem --kid k1 --jwks > jwks.json
  *
  * It reads the same settings the service reads (the secret from
  * JWT_SECRET_KEY, JWT_SECRET_FILE, $CREDENTIALS_DIRECTORY/jwt-secret or
