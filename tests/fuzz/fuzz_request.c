@@ -32,6 +32,8 @@
  * the database small and, since that needs the write lock at once, also
  * proves that no request left a transaction open.
  *
+ * Tokens are minted by libjwt (tests/unit/mint.c), not by the code under test.
+ *
  *   tests/fuzz/run.sh request
  */
 #include <cjson/cJSON.h>
@@ -46,6 +48,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "mint.h"
 #include "uuid.h"
 
 #define CHECK(cond)                                                          \
@@ -151,10 +154,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     };
     time_t now = time(NULL);
     for (size_t i = 0; i < NTOKENS; i++) {
-        char *t = auth_mint(&s, "fuzz-user", tokens[i].scopes,
+        char *t = test_mint(&s, "fuzz-user", tokens[i].scopes,
                             now - tokens[i].issued_ago, tokens[i].lifetime);
         if (t == NULL)
-            die("auth_mint", tokens[i].name);
+            die("test_mint", tokens[i].name);
         size_t n = strlen(t) + sizeof "Bearer ";
         tokens[i].header = malloc(n);
         if (tokens[i].header == NULL)

@@ -82,11 +82,18 @@ printf '%s\n' "${core_sources[@]}" |
     xargs -P "$jobs" -I{} sh -c 'src=$1; shift; "$cc" "$@" -fsanitize=fuzzer-no-link,address,undefined -c "$src" -o "$work/obj/$(basename "$src" .c).o"' sh {} "${cflags[@]}" ||
     { echo "fuzz: core/ does not build" >&2; exit 1; }
 ar rcs "$work/libcore.a" "$work"/obj/*.o
+# Test helpers: the unit tests' token minting (libjwt, not the code under
+# test), which fuzz_request uses for its "@rw"... tokens.
+mkdir -p "$work/objtest"
+"$cc" "${cflags[@]}" -fsanitize=fuzzer-no-link,address,undefined \
+    -c "$root/tests/unit/mint.c" -o "$work/objtest/mint.o" ||
+    { echo "fuzz: tests/unit/mint.c does not build" >&2; exit 1; }
+ar rcs "$work/libtesthelp.a" "$work"/objtest/*.o
 
 build_failed=()
 for t in "${targets[@]}"; do
     if ! "$cc" "${cflags[@]}" -fsanitize=fuzzer,address,undefined \
-            "$here/fuzz_$t.c" "$work/libcore.a" "${libs[@]}" -lm -o "$work/bin/fuzz_$t"; then
+            -I "$root/tests/unit" "$here/fuzz_$t.c" "$work/libtesthelp.a" "$work/libcore.a" "${libs[@]}" -lm -o "$work/bin/fuzz_$t"; then
         build_failed+=("$t")
     fi
 done
