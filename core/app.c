@@ -1,5 +1,7 @@
 #include "app.h"
 
+#include <openssl/crypto.h>
+
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +71,15 @@ int app_init(struct app *app, const struct config *cfg, struct store *store,
     app->auth = auth_verifier_new(&settings, err, errlen);
     if (app->auth == NULL)
         return -1;
+    /* Cursors are signed with a key of their own derived from the secret,
+     * so every worker (and every host sharing the secret) accepts the
+     * cursors of the others. */
+    if (cursor_key_derive(cfg->jwt_secret, cfg->jwt_secret_len, &app->cursor_key) != 0) {
+        snprintf(err, errlen, "cannot derive the cursor key from JWT_SECRET_KEY");
+        auth_verifier_free(app->auth);
+        app->auth = NULL;
+        return -1;
+    }
     app->service_info = app_render_service_info();
     app->own_metrics = calloc(1, sizeof *app->own_metrics);
     app->metrics = app->own_metrics;
@@ -96,6 +107,7 @@ void app_free(struct app *app)
     app->own_metrics = app->metrics = NULL;
     app->auth = NULL;
     app->service_info = NULL;
+    OPENSSL_cleanse(&app->cursor_key, sizeof app->cursor_key);
 }
 
 /* A response that never reached the client is logged with status 499 and

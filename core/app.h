@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "cursor.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -38,6 +39,7 @@ struct app {
     struct metrics *own_metrics;
     struct span_sink spans; /* emit == NULL: tracing off, no cost */
     struct app_pool_report pool;
+    struct cursor_key cursor_key; /* signs the cursors of GET /orders */
 };
 
 /* Builds the app around an open, migrated store (not owned).  keys: where

@@ -190,7 +190,7 @@ void handle_order_list(struct app *app, struct call *call, struct response *res)
         return;
     struct page_query q;
     char *detail = NULL;
-    if (order_parse_page_query(call->req->query, &q, &detail) != 0) {
+    if (order_parse_page_query(call->req->query, &app->cursor_key, &q, &detail) != 0) {
         handler_validation_failed(call, res, detail);
         return;
     }

@@ -24,6 +24,12 @@ struct request {
     const char *authorization; /* NULL when absent */
     int authorization_count;   /* how many Authorization headers came */
     const char *traceparent;   /* NULL when absent */
+    const char *idempotency_key; /* NULL when absent */
+    int idempotency_key_count;   /* how many Idempotency-Key headers came */
+    /* If-Match / If-None-Match field values, NULL when absent; repeated
+     * headers arrive joined with ", " (RFC 9110, 5.3: one list). */
+    const char *if_match;
+    const char *if_none_match;
     const char *request_id;    /* nginx's $request_id, NULL when absent */
     const char *body;          /* not NUL-terminated; NULL when empty */
     size_t body_len;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "cursor.h"
 
 static const char *const order_status_names[] = {"pending", "paid", "shipped",
                                                  "delivered"};
@@ -349,11 +350,54 @@ static void query_apply(struct query_param *p, const char *raw, size_t n,
         violation_add(v, "%s", p->violation);
 }
 
-int order_parse_page_query(const char *query, struct page_query *out,
-                           char **detail)
+/* The text parameters: each at most once, decoded into its buffer. */
+enum page_text { PAGE_CURSOR, PAGE_STATUS, PAGE_CUSTOMER, PAGE_TEXTS };
+
+static void page_text_check(struct page_query *out, enum page_text which,
+                            const char *value, const struct cursor_key *key,
+                            struct violations *v)
+{
+    switch (which) {
+    case PAGE_CURSOR:
+    {
+        out->has_cursor = true;
+        size_t n = strnlen(value, PAGE_CURSOR_MAX); /* decoded with that cap */
+        memcpy(out->cursor, value, n);
+        out->cursor[n] = '\0';
+        if (key != NULL && !cursor_decode(key, value, &out->after))
+            violation_add(v, "cursor is not valid: use the next link of a page as it is");
+        break;
+    }
+    case PAGE_STATUS:
+        out->has_status = true;
+        if (!order_status_parse(value, &out->status))
+            violation_add(v, "status must be one of the following values: "
+                             "pending, paid, shipped, delivered");
+        break;
+    case PAGE_CUSTOMER: {
+        out->has_customer = true;
+        snprintf(out->customer_id, sizeof out->customer_id, "%s", value);
+        long len = utf8_length(value);
+        if (len < 0)
+            violation_add(v, "customerId must be valid UTF-8");
+        else if (len == 0 || text_is_blank(value))
+            violation_add(v, "customerId should not be empty");
+        else if (len > ORDER_CUSTOMER_MAX)
+            violation_add(v, "customerId must be shorter than or equal to %d characters",
+                          ORDER_CUSTOMER_MAX);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+int order_parse_page_query(const char *query, const struct cursor_key *key,
+                           struct page_query *out, char **detail)
 {
     struct violations v = {.len = 0, .count = 0};
     *detail = NULL;
+    memset(out, 0, sizeof *out);
     out->limit = PAGE_LIMIT_DEFAULT;
     out->offset = 0;
     struct query_param params[] = {
@@ -362,21 +406,51 @@ int order_parse_page_query(const char *query, struct page_query *out,
         {"offset", 0, 1000000000000LL, &out->offset,
          "offset must be an integer greater than or equal to 0", 0},
     };
+    static const char *const text_names[PAGE_TEXTS] = {"cursor", "status", "customerId"};
+    static const char *const text_bad[PAGE_TEXTS] = {
+        "cursor is not valid: use the next link of a page as it is",
+        "status must be one of the following values: pending, paid, shipped, delivered",
+        "customerId must be shorter than or equal to 128 characters",
+    };
+    int text_seen[PAGE_TEXTS] = {0};
     const char *s = query ? query : "";
     while (*s) {
         size_t pair = strcspn(s, "&");
         const char *eq = memchr(s, '=', pair);
         size_t name_len = eq ? (size_t)(eq - s) : pair;
+        const char *raw = eq ? eq + 1 : s + pair;
+        size_t raw_len = eq ? pair - name_len - 1 : 0;
         for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
             if (strlen(params[i].name) == name_len &&
                 memcmp(s, params[i].name, name_len) == 0)
-                query_apply(&params[i], eq ? eq + 1 : s + pair,
-                            eq ? pair - name_len - 1 : 0, &v);
+                query_apply(&params[i], raw, raw_len, &v);
+        }
+        for (int t = 0; t < PAGE_TEXTS; t++) {
+            if (strlen(text_names[t]) != name_len || memcmp(s, text_names[t], name_len) != 0)
+                continue;
+            if (++text_seen[t] > 1) {
+                if (text_seen[t] == 2)
+                    violation_add(&v, "%s must be given at most once", text_names[t]);
+                continue;
+            }
+            /* The largest buffer; each kind checks its own length. */
+            char value[PAGE_CUSTOMER_MAX + 1];
+            size_t cap = t == PAGE_CURSOR ? PAGE_CURSOR_MAX + 1 : sizeof value;
+            if (!query_decode(raw, raw_len, value, cap)) {
+                violation_add(&v, "%s", text_bad[t]);
+                if (t == PAGE_CURSOR)
+                    out->has_cursor = true;
+                continue;
+            }
+            page_text_check(out, (enum page_text)t, value, key, &v);
         }
         s += pair;
         if (*s == '&')
             s++;
     }
+    if (out->has_cursor && params[1].seen > 0)
+        violation_add(&v, "cursor and offset cannot be used together: a cursor page "
+                          "continues where its cursor points");
     return violations_finish(&v, detail);
 }
 

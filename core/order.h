@@ -27,9 +27,28 @@ struct order {
     long long updated_ms;
 };
 
+/* Offset pages deeper than this are refused (400, pointing to cursor) unless
+ * the offset is at or past the total: skipping N entries costs N index
+ * steps, so one request must not walk a whole table of millions.  Keyset
+ * pages (cursor) cost the same at any depth. */
+#define PAGE_OFFSET_MAX 10000
+/* A cursor is CURSOR_TEXT_LEN characters (cursor.h); a longer value is not
+ * one of ours and is refused without being read further. */
+#define PAGE_CURSOR_MAX 64
+/* customerId filter: 128 characters of up to 4 UTF-8 bytes each. */
+#define PAGE_CUSTOMER_MAX (ORDER_CUSTOMER_MAX * 4)
+
+/* GET /orders: limit, and either offset or cursor, and the filters. */
 struct page_query {
     long long limit;
     long long offset;
+    bool has_cursor;
+    char cursor[PAGE_CURSOR_MAX + 1]; /* as sent, checked by cursor_decode */
+    long long after;                  /* the cursor's position, once decoded */
+    bool has_status;
+    enum order_status status;
+    bool has_customer;
+    char customer_id[PAGE_CUSTOMER_MAX + 1]; /* decoded */
 };
 
 const char *order_status_name(enum order_status s);
@@ -48,8 +67,11 @@ int order_parse_create(const char *body, size_t len, struct order *out,
                        char **detail);
 int order_parse_update(const char *body, size_t len, enum order_status *to,
                        char **detail);
-int order_parse_page_query(const char *query, struct page_query *out,
-                           char **detail);
+/* key: the cursor key; a cursor is checked with it (NULL: not checked, its
+ * position is then 0). */
+struct cursor_key;
+int order_parse_page_query(const char *query, const struct cursor_key *key,
+                           struct page_query *out, char **detail);
 
 /* The order as the API shows it.  Returns a cJSON object or NULL. */
 struct cJSON;

@@ -27,6 +27,10 @@ struct fcgi_exchange {
     bool delivered; /* the last response reached nginx */
     struct scoreboard *sb;
     char body[HTTP_MAX_BODY];
+    /* Repeated If-Match / If-None-Match headers joined into one list;
+     * nginx's header buffers (4 x 8k) bound what can arrive. */
+    char if_match[8192];
+    char if_none_match[8192];
 };
 
 static const char *fcgi_param(FCGX_Request *fr, const char *name)
@@ -45,6 +49,29 @@ static int fcgi_param_count(FCGX_Request *fr, const char *name)
         if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
             n++;
     return n;
+}
+
+/* The field value of a list header (If-Match, ...): the value itself when
+ * it came once, all of them joined with ", " when it came more than once,
+ * as RFC 9110 (5.3) reads repeated list fields.  A join that does not fit
+ * becomes an invalid list (a 400), never a shortened one. */
+static const char *fcgi_param_list(FCGX_Request *fr, const char *name, char *buf,
+                                   size_t cap)
+{
+    if (fcgi_param_count(fr, name) <= 1)
+        return fcgi_param(fr, name);
+    size_t len = strlen(name), used = 0;
+    for (char **e = fr->envp; e != NULL && *e != NULL; e++) {
+        if (strncmp(*e, name, len) != 0 || (*e)[len] != '=')
+            continue;
+        int w = snprintf(buf + used, cap - used, "%s%s", used ? ", " : "", *e + len + 1);
+        if (w < 0 || (size_t)w >= cap - used) {
+            snprintf(buf, cap, "%s", "\x01");
+            return buf;
+        }
+        used += (size_t)w;
+    }
+    return buf;
 }
 
 /* Reads exactly CONTENT_LENGTH bytes.  A body over the limit is drained and
@@ -91,6 +118,11 @@ static void fcgi_build_request(struct fcgi_exchange *x)
     req->authorization = fcgi_param(fr, "HTTP_AUTHORIZATION");
     req->authorization_count = fcgi_param_count(fr, "HTTP_AUTHORIZATION");
     req->traceparent = fcgi_param(fr, "HTTP_TRACEPARENT");
+    req->idempotency_key = fcgi_param(fr, "HTTP_IDEMPOTENCY_KEY");
+    req->idempotency_key_count = fcgi_param_count(fr, "HTTP_IDEMPOTENCY_KEY");
+    req->if_match = fcgi_param_list(fr, "HTTP_IF_MATCH", x->if_match, sizeof x->if_match);
+    req->if_none_match = fcgi_param_list(fr, "HTTP_IF_NONE_MATCH", x->if_none_match,
+                                         sizeof x->if_none_match);
     req->request_id = fcgi_param(fr, "REQUEST_ID");
     if (req->method == NULL)
         req->method = "GET";

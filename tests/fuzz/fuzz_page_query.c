@@ -6,6 +6,9 @@
  * without '?'.  An accepted query gives a limit and offset in range, and
  * re-rendering them parses back to the same page; a query that never names
  * limit or offset is the default page; a refusal names its violation.
+ * Cursors and filters: an accepted cursor decoded with the key (and came
+ * without offset), an accepted status is one of the four, an accepted
+ * customerId is 1 to 128 characters; a query naming none of them has none.
  *
  *   tests/fuzz/run.sh page_query
  */
@@ -15,7 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cursor.h"
 #include "order.h"
+
+static const struct cursor_key key = {.bytes = "fuzz cursor key, 32 bytes long.."};
 
 #define CHECK(cond)                                                          \
     do {                                                                     \
@@ -53,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct page_query page;
     char *detail = (char *)"not touched";
-    int rc = order_parse_page_query(q, &page, &detail);
+    int rc = order_parse_page_query(q, &key, &page, &detail);
     if (rc == 0) {
         CHECK(detail == NULL);
         CHECK(page.limit >= 1 && page.limit <= PAGE_LIMIT_MAX);
@@ -67,12 +73,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  page.limit);
         struct page_query back;
         char *d2 = NULL;
-        CHECK(order_parse_page_query(again, &back, &d2) == 0);
+        CHECK(order_parse_page_query(again, &key, &back, &d2) == 0);
         CHECK(back.limit == page.limit && back.offset == page.offset);
+        if (page.has_cursor) {
+            long long pos;
+            CHECK(!query_names(q, "offset"));
+            CHECK(cursor_decode(&key, page.cursor, &pos) && pos == page.after);
+        }
+        CHECK(page.has_cursor == query_names(q, "cursor"));
+        CHECK(page.has_status == query_names(q, "status"));
+        CHECK(page.has_customer == query_names(q, "customerId"));
+        if (page.has_status)
+            CHECK(page.status >= ORDER_PENDING && page.status <= ORDER_DELIVERED);
+        if (page.has_customer)
+            CHECK(page.customer_id[0] != '\0' && strlen(page.customer_id) <= PAGE_CUSTOMER_MAX);
     } else {
         CHECK(rc == -1);
         CHECK(detail != NULL && detail[0] != '\0' && strlen(detail) < 1024);
-        CHECK(query_names(q, "limit") || query_names(q, "offset"));
+        CHECK(query_names(q, "limit") || query_names(q, "offset") ||
+              query_names(q, "cursor") || query_names(q, "status") ||
+              query_names(q, "customerId"));
         free(detail);
     }
     free(q);

@@ -9,7 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cursor.h"
 #include "order.h"
+
+/* The cursor key of the page tests: any 32 bytes. */
+static struct cursor_key page_key = {.bytes = "0123456789abcdef0123456789abcdef"};
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -446,9 +450,9 @@ END_TEST
 
 static void page_ok(const char *query, long long limit, long long offset)
 {
-    struct page_query q = {-1, -1};
+    struct page_query q = {.limit = -1, .offset = -1};
     char *detail = NULL;
-    int rc = order_parse_page_query(query, &q, &detail);
+    int rc = order_parse_page_query(query, &page_key, &q, &detail);
     ck_assert_msg(rc == 0, "query '%s' refused: %s", query ? query : "(null)",
                   detail ? detail : "(null)");
     ck_assert_ptr_null(detail);
@@ -461,7 +465,7 @@ static void page_refused(const char *query, const char *expected)
 {
     struct page_query q;
     char *detail = NULL;
-    int rc = order_parse_page_query(query, &q, &detail);
+    int rc = order_parse_page_query(query, &page_key, &q, &detail);
     ck_assert_msg(rc == -1, "query '%s' accepted: limit %lld offset %lld", query,
                   q.limit, q.offset);
     ck_assert_msg(detail != NULL && strcmp(detail, expected) == 0,
@@ -565,6 +569,84 @@ START_TEST(test_page_duplicates)
     /* A bad first value and a duplicate: both reported. */
     page_refused("limit=0&limit=5",
                  LIMIT_MSG ", limit must be given at most once");
+}
+END_TEST
+
+START_TEST(test_page_filters)
+{
+    struct page_query q;
+    char *detail = NULL;
+    ck_assert_int_eq(order_parse_page_query("status=paid&customerId=c%2B1+x", &page_key, &q, &detail), 0);
+    ck_assert(q.has_status && q.status == ORDER_PAID);
+    ck_assert(q.has_customer);
+    ck_assert_str_eq(q.customer_id, "c+1 x");
+    ck_assert(!q.has_cursor);
+    ck_assert_int_eq(order_parse_page_query("limit=5", &page_key, &q, &detail), 0);
+    ck_assert(!q.has_status && !q.has_customer && !q.has_cursor);
+    /* UTF-8 counts characters: 128 of them, 2 bytes each, is fine. */
+    char query[2048] = "customerId=";
+    for (int i = 0; i < 128; i++)
+        strcat(query, "%C3%A9");
+    ck_assert_int_eq(order_parse_page_query(query, &page_key, &q, &detail), 0);
+    ck_assert_uint_eq(strlen(q.customer_id), 256);
+    strcat(query, "x");
+    page_refused(query, "customerId must be shorter than or equal to 128 characters");
+    page_refused("status=PAID", "status must be one of the following values: "
+                                "pending, paid, shipped, delivered");
+    page_refused("status=", "status must be one of the following values: "
+                            "pending, paid, shipped, delivered");
+    page_refused("customerId=", "customerId should not be empty");
+    page_refused("customerId=+%20", "customerId should not be empty");
+    page_refused("customerId=%FF", "customerId must be valid UTF-8");
+    page_refused("customerId=%zz", "customerId must be shorter than or equal to 128 characters");
+    page_refused("status=paid&status=paid", "status must be given at most once");
+    page_refused("customerId=a&customerId=b", "customerId must be given at most once");
+    /* Every violation named. */
+    page_refused("limit=0&status=lost&customerId=",
+                 LIMIT_MSG ", status must be one of the following values: pending, paid, "
+                 "shipped, delivered, customerId should not be empty");
+}
+END_TEST
+
+#define CURSOR_MSG "cursor is not valid: use the next link of a page as it is"
+
+START_TEST(test_page_cursor)
+{
+    char c[CURSOR_TEXT_LEN + 1];
+    ck_assert_int_eq(cursor_encode(&page_key, 12345, c), 0);
+    char query[256];
+    snprintf(query, sizeof query, "limit=3&cursor=%s&status=pending", c);
+    struct page_query q;
+    char *detail = NULL;
+    ck_assert_int_eq(order_parse_page_query(query, &page_key, &q, &detail), 0);
+    ck_assert(q.has_cursor);
+    ck_assert_int_eq(q.after, 12345);
+    ck_assert_str_eq(q.cursor, c);
+    ck_assert_int_eq(q.limit, 3);
+    /* With offset, even offset=0: refused. */
+    snprintf(query, sizeof query, "cursor=%s&offset=0", c);
+    page_refused(query, "cursor and offset cannot be used together: a cursor page "
+                        "continues where its cursor points");
+    /* One character changed, anywhere: refused. */
+    for (size_t i = 0; i < CURSOR_TEXT_LEN; i++) {
+        char bad[CURSOR_TEXT_LEN + 1];
+        memcpy(bad, c, sizeof bad);
+        bad[i] = bad[i] == '0' ? '1' : '0';
+        snprintf(query, sizeof query, "cursor=%s", bad);
+        page_refused(query, CURSOR_MSG);
+    }
+    page_refused("cursor=", CURSOR_MSG);
+    page_refused("cursor=abc", CURSOR_MSG);
+    char longer[256];
+    snprintf(longer, sizeof longer, "cursor=%s%s", c, c);
+    page_refused(longer, CURSOR_MSG);
+    snprintf(query, sizeof query, "cursor=%s&cursor=%s", c, c);
+    page_refused(query, "cursor must be given at most once");
+    /* Another key's cursor is not ours. */
+    struct cursor_key other = {.bytes = "another key, another service...."};
+    ck_assert_int_eq(cursor_encode(&other, 12345, c), 0);
+    snprintf(query, sizeof query, "cursor=%s", c);
+    page_refused(query, CURSOR_MSG);
 }
 END_TEST
 
@@ -672,6 +754,8 @@ static Suite *order_suite(void)
     tcase_add_test(pg, test_page_out_of_range);
     tcase_add_test(pg, test_page_garbage);
     tcase_add_test(pg, test_page_duplicates);
+    tcase_add_test(pg, test_page_filters);
+    tcase_add_test(pg, test_page_cursor);
     suite_add_tcase(s, pg);
 
     TCase *js = tcase_create("json");

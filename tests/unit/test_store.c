@@ -231,7 +231,7 @@ START_TEST(test_migrate_twice_is_idempotent)
     struct order *items;
     size_t n;
     long long total;
-    struct page_query q = {10, 0};
+    struct page_query q = {.limit = 10, .offset = 0};
     ck_assert_int_eq(store_order_page(st, &q, &items, &n, &total), STORE_OK);
     ck_assert_int_eq(total, 1);
     ck_assert_uint_eq(n, 1);
@@ -510,7 +510,7 @@ END_TEST
 static void page(long long limit, long long offset, struct order **items,
                  size_t *n, long long *total)
 {
-    struct page_query q = {limit, offset};
+    struct page_query q = {.limit = limit, .offset = offset};
     ck_assert_int_eq(store_order_page(st, &q, items, n, total), STORE_OK);
 }
 
@@ -716,7 +716,7 @@ START_TEST(test_second_store_sees_data)
     struct order *items;
     size_t n;
     long long total;
-    struct page_query q = {10, 0};
+    struct page_query q = {.limit = 10, .offset = 0};
     ck_assert_int_eq(store_order_page(other, &q, &items, &n, &total), STORE_OK);
     ck_assert_int_eq(total, 1);
     free_page(items, n);
