@@ -23,6 +23,11 @@ static const struct problem_info problem_table[] = {
     [PROBLEM_INTERNAL] = {500, "internal_error", "Internal Server Error"},
     [PROBLEM_UNAVAILABLE] = {503, "service_unavailable", "Service Unavailable"},
     [PROBLEM_TIMEOUT] = {504, "gateway_timeout", "Gateway Timeout"},
+    /* Version 2: conditional requests and Idempotency-Key. */
+    [PROBLEM_PRECONDITION_FAILED] = {412, "precondition_failed", "Precondition Failed"},
+    [PROBLEM_IDEMPOTENCY_REUSED] = {422, "idempotency_key_reused", "Idempotency Key Reused"},
+    [PROBLEM_IDEMPOTENCY_IN_PROGRESS] = {409, "idempotency_key_in_progress",
+                                         "Idempotency Key In Progress"},
 };
 
 static const struct problem_info *problem_lookup(enum problem_kind kind)

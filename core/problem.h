@@ -22,6 +22,9 @@ enum problem_kind {
     PROBLEM_INTERNAL,            /* 500 internal_error */
     PROBLEM_UNAVAILABLE,         /* 503 service_unavailable */
     PROBLEM_TIMEOUT,             /* 504 gateway_timeout */
+    PROBLEM_PRECONDITION_FAILED, /* 412 precondition_failed (If-Match) */
+    PROBLEM_IDEMPOTENCY_REUSED,  /* 422 idempotency_key_reused: other body */
+    PROBLEM_IDEMPOTENCY_IN_PROGRESS, /* 409 idempotency_key_in_progress */
 };
 
 int problem_status(enum problem_kind kind);

@@ -28,6 +28,9 @@ static const struct {
     {PROBLEM_INTERNAL, 500, "internal_error"},
     {PROBLEM_UNAVAILABLE, 503, "service_unavailable"},
     {PROBLEM_TIMEOUT, 504, "gateway_timeout"},
+    {PROBLEM_PRECONDITION_FAILED, 412, "precondition_failed"},
+    {PROBLEM_IDEMPOTENCY_REUSED, 422, "idempotency_key_reused"},
+    {PROBLEM_IDEMPOTENCY_IN_PROGRESS, 409, "idempotency_key_in_progress"},
 };
 #define NCONTRACT (sizeof contract / sizeof contract[0])
 
