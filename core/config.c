@@ -4,16 +4,40 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "settings.h"
 
+/* IDEMPOTENCY_TTL_HOURS: a decimal number of hours, so that a test can
+ * keep keys for seconds (0.001) and an operator for a week (168); at most a
+ * year.  The stored expiry is in milliseconds. */
+static int config_parse_ttl(const char *text, long long *ms, char *err, size_t errlen)
+{
+    char *end = NULL;
+    errno = 0;
+    double hours = strtod(text, &end);
+    /* Digits and one point only: no sign, exponent, hex, inf or nan. */
+    if (errno != 0 || end == text || *end != '\0' || !(hours > 0) || hours > 8784 ||
+        text[0] == '.' || strspn(text, "0123456789.") != strlen(text)) {
+        snprintf(err, errlen,
+                 "IDEMPOTENCY_TTL_HOURS must be a number of hours above 0 and at most 8784, "
+                 "not '%s'", text);
+        return -1;
+    }
+    *ms = (long long)(hours * 3600000.0);
+    if (*ms < 1)
+        *ms = 1;
+    return 0;
+}
+
 static int config_read_table(struct config *cfg, char *err, size_t errlen)
 {
-    char *otlp = NULL;
+    char *otlp = NULL, *ttl = NULL;
     const struct setting rows[] = {
+        SETTING_TEXT_ROW("IDEMPOTENCY_TTL_HOURS", "24", &ttl),
         SETTING_INT_ROW("DB_BUSY_TIMEOUT_MS", 5000, 0, 600000, &cfg->busy_timeout_ms),
         SETTING_INT_ROW("REQUEST_TIMEOUT", 30, 1, 3600, &cfg->request_timeout_s),
         SETTING_INT_ROW("SLOW_REQUEST_MS", 1000, 0, 3600000, &cfg->slow_request_ms),
@@ -32,6 +56,13 @@ static int config_read_table(struct config *cfg, char *err, size_t errlen)
         SETTING_TEXT_ROW("JAEGER_ENDPOINT", NULL, &otlp),
     };
     if (settings_read(rows, SETTING_COUNT(rows), err, errlen) != 0) {
+        free(otlp);
+        free(ttl);
+        return -1;
+    }
+    int rc = config_parse_ttl(ttl, &cfg->idempotency_ttl_ms, err, errlen);
+    free(ttl);
+    if (rc != 0) {
         free(otlp);
         return -1;
     }

@@ -51,6 +51,7 @@ struct config {
     char *event_source;     /* EVENT_SOURCE, default /orders */
     enum log_level log_level; /* LOG_LEVEL, default info */
     char *otlp_endpoint;    /* OTEL_EXPORTER_OTLP_ENDPOINT or JAEGER_ENDPOINT */
+    long long idempotency_ttl_ms; /* IDEMPOTENCY_TTL_HOURS (a decimal), default 24 */
 };
 
 /* Whether config_load() loads the JWT secret (false and true convert to the

@@ -23,6 +23,7 @@ static const char *const config_vars[] = {
     "EVENT_SOURCE", "LOG_LEVEL", "OTEL_EXPORTER_OTLP_ENDPOINT",
     "JAEGER_ENDPOINT", "DB_BUSY_TIMEOUT_MS", "REQUEST_TIMEOUT",
     "JWT_SECRET_FILE", "CREDENTIALS_DIRECTORY", "ORDERS_SECRET_FD",
+    "IDEMPOTENCY_TTL_HOURS",
 };
 
 static const char SECRET32[] = "0123456789abcdef0123456789abcdef"; /* 32 bytes */
@@ -108,6 +109,7 @@ START_TEST(test_defaults_without_secret)
     ck_assert_ptr_null(cfg.otlp_endpoint);
     ck_assert_int_eq(cfg.busy_timeout_ms, 5000);
     ck_assert_int_eq(cfg.request_timeout_s, 30);
+    ck_assert_int_eq(cfg.idempotency_ttl_ms, 24LL * 3600 * 1000);
     config_free(&cfg);
     assert_zeroed(&cfg);
     config_free(&cfg); /* a freed config can be freed again */
@@ -462,6 +464,26 @@ START_TEST(test_secret_file_is_a_directory)
 }
 END_TEST
 
+START_TEST(test_idempotency_ttl)
+{
+    struct config cfg;
+    char err[256];
+    setenv("IDEMPOTENCY_TTL_HOURS", "168", 1);
+    ck_assert_int_eq(config_load(&cfg, false, err, sizeof err), 0);
+    ck_assert_int_eq(cfg.idempotency_ttl_ms, 168LL * 3600 * 1000);
+    config_free(&cfg);
+    setenv("IDEMPOTENCY_TTL_HOURS", "0.001", 1); /* 3.6 s: tests */
+    ck_assert_int_eq(config_load(&cfg, false, err, sizeof err), 0);
+    ck_assert_int_eq(cfg.idempotency_ttl_ms, 3600);
+    config_free(&cfg);
+    const char *bad[] = {"0", "-1", "abc", "24h", "1e9", "nan", "inf", " 24", "+24", "0x10"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("IDEMPOTENCY_TTL_HOURS", bad[i], 1);
+        expect_failure(false, "IDEMPOTENCY_TTL_HOURS");
+    }
+}
+END_TEST
+
 START_TEST(test_error_buffer_small)
 {
     /* A tiny error buffer truncates the message, never overflows. */
@@ -497,6 +519,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_secret_file_binary_and_size);
     tcase_add_test(tc, test_secret_file_is_a_directory);
     tcase_add_test(tc, test_error_buffer_small);
+    tcase_add_test(tc, test_idempotency_ttl);
     suite_add_tcase(s, tc);
     return s;
 }
