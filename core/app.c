@@ -1,7 +1,5 @@
 #include "app.h"
 
-#include <openssl/crypto.h>
-
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,7 +72,7 @@ int app_init(struct app *app, const struct config *cfg, struct store *store,
     /* Cursors are signed with a key of their own derived from the secret,
      * so every worker (and every host sharing the secret) accepts the
      * cursors of the others. */
-    if (cursor_key_derive(cfg->jwt_secret, cfg->jwt_secret_len, &app->cursor_key) != 0) {
+    if (cursor_key_init(&app->cursor_key, cfg->jwt_secret, cfg->jwt_secret_len) != 0) {
         snprintf(err, errlen, "cannot derive the cursor key from JWT_SECRET_KEY");
         auth_verifier_free(app->auth);
         app->auth = NULL;
@@ -107,7 +105,7 @@ void app_free(struct app *app)
     app->own_metrics = app->metrics = NULL;
     app->auth = NULL;
     app->service_info = NULL;
-    OPENSSL_cleanse(&app->cursor_key, sizeof app->cursor_key);
+    cursor_key_free(&app->cursor_key);
 }
 
 /* A response that never reached the client is logged with status 499 and

@@ -4,10 +4,11 @@
  * A cursor names a position in the store's creation sequence: the page it
  * continues holds the orders created before that position, newest first.
  * It is a format version, the position and an HMAC-SHA-256 tag over both
- * (OpenSSL libcrypto), written as lowercase hex.  The tag's key is derived
- * from the service's secret, so every worker of every host that shares the
- * secret accepts the cursors of the others, and a cursor that was altered,
- * truncated, re-cased or made up is refused (400), never read as a position.
+ * (core/crypto.h, OpenSSL's libcrypto), written in unpadded base64url.  The
+ * tag's key is derived from the service's secret, so every worker of every
+ * host that shares the secret accepts the cursors of the others, and a
+ * cursor that was altered, truncated, re-spelt or made up is refused (400),
+ * never read as a position.
  */
 #ifndef ORDERS_CURSOR_H
 #define ORDERS_CURSOR_H
@@ -15,17 +16,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CURSOR_KEY_LEN 32
-#define CURSOR_TEXT_LEN 50 /* (1 + 8 + 16) bytes as hex */
+#define CURSOR_TEXT_LEN 34 /* base64url of 1 + 8 + 16 bytes */
+
+struct crypto_hmac;
 
 struct cursor_key {
-    unsigned char bytes[CURSOR_KEY_LEN];
+    struct crypto_hmac *mac; /* HMAC-SHA-256 with the derived key */
 };
 
-/* HMAC-SHA-256(secret, "orders cursor key v1"): a key of its own, so a
- * cursor tag is never a token signature.  Returns 0 or -1. */
-int cursor_key_derive(const unsigned char *secret, size_t secret_len,
-                      struct cursor_key *out);
+/* Derives the key: HMAC-SHA-256(secret, "orders cursor key v1"), a key of
+ * its own so that a cursor tag is never a token signature.  Returns 0, or
+ * -1 (no secret, or libcrypto failed). */
+int cursor_key_init(struct cursor_key *key, const unsigned char *secret,
+                    size_t secret_len);
+void cursor_key_free(struct cursor_key *key);
 
 /* Returns 0 with the cursor in out, or -1 when libcrypto failed. */
 int cursor_encode(const struct cursor_key *key, long long position,

@@ -1,8 +1,9 @@
+#include "idempotency.h"
+
+#include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
-#include "idempotency.h"
+#include "crypto.h"
 
 static bool is_visible_ascii(unsigned char c)
 {
@@ -70,12 +71,13 @@ int idempotency_fingerprint(const char *customer_id, const char *items_json,
 {
     /* customerId, a NUL (which neither part can contain: the parser refuses
      * it), then the items array as stored. */
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned int n = 0;
-    int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
-             EVP_DigestUpdate(ctx, customer_id, strlen(customer_id) + 1) == 1 &&
-             EVP_DigestUpdate(ctx, items_json, strlen(items_json)) == 1 &&
-             EVP_DigestFinal_ex(ctx, out, &n) == 1 && n == IDEMPOTENCY_FINGERPRINT_LEN;
-    EVP_MD_CTX_free(ctx);
+    size_t c = strlen(customer_id), i = strlen(items_json);
+    char *canonical = malloc(c + 1 + i);
+    if (canonical == NULL)
+        return -1;
+    memcpy(canonical, customer_id, c + 1);
+    memcpy(canonical + c + 1, items_json, i);
+    bool ok = crypto_digest(CRYPTO_SHA256, canonical, c + 1 + i, out);
+    free(canonical);
     return ok ? 0 : -1;
 }

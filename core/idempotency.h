@@ -26,7 +26,7 @@
 bool idempotency_key_parse(const char *value, int count,
                            char out[IDEMPOTENCY_KEY_MAX + 1], const char **why);
 
-/* The fingerprint of a create request: SHA-256 (OpenSSL libcrypto) of its
+/* The fingerprint of a create request: SHA-256 (core/crypto.h) of its
  * canonical form, the validated customerId and items as the store keeps
  * them, so that the same order sent with other spacing or member order is
  * the same request.  Returns 0, or -1 when libcrypto failed. */

@@ -26,7 +26,17 @@
         }                                                                   \
     } while (0)
 
-static const struct cursor_key key = {.bytes = "fuzz cursor key, 32 bytes long.."};
+static struct cursor_key key;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    if (cursor_key_init(&key, (const unsigned char *)"fuzz secret", 11) != 0)
+        abort();
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -21,7 +21,17 @@
 #include "cursor.h"
 #include "order.h"
 
-static const struct cursor_key key = {.bytes = "fuzz cursor key, 32 bytes long.."};
+static struct cursor_key key;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    if (cursor_key_init(&key, (const unsigned char *)"fuzz secret", 11) != 0)
+        abort();
+    return 0;
+}
 
 #define CHECK(cond)                                                          \
     do {                                                                     \
