@@ -39,9 +39,18 @@ enum sqlite_stmt {
     STMT_ORDER_INSERT,
     STMT_ORDER_GET,
     STMT_ORDER_SET_STATUS,
-    STMT_ORDER_PAGE,
-    STMT_ORDER_TOTAL,
+    STMT_PAGE_ALL,             /* the page statements: by filter, in this order */
+    STMT_PAGE_STATUS,
+    STMT_PAGE_CUSTOMER,
+    STMT_PAGE_CUSTOMER_STATUS,
+    STMT_ORDER_TOTAL,          /* the totals: by filter, in the same order */
+    STMT_TOTAL_STATUS,
+    STMT_TOTAL_CUSTOMER,
+    STMT_TOTAL_CUSTOMER_STATUS,
     STMT_EVENT_INSERT,
+    STMT_IDEMPOTENCY_GET,
+    STMT_IDEMPOTENCY_PUT,
+    STMT_IDEMPOTENCY_PRUNE,
     STMT_WORKER_COUNT, /* the statements above are prepared at migration */
     STMT_STATS_PENDING = STMT_WORKER_COUNT,
     STMT_STATS_OLDEST,
@@ -97,17 +106,55 @@ static const char *const sqlite_sql[STMT_COUNT] = {
         "INSERT INTO orders (seq, id, customer_id, items, status, created_at, updated_at)"
         " VALUES ((SELECT coalesce(max(seq), 0) + 1 FROM orders), ?1, ?2, ?3, ?4, ?5, ?5)",
     [STMT_ORDER_GET] =
-        "SELECT id, customer_id, items, status, created_at, updated_at"
+        "SELECT id, customer_id, items, status, created_at, updated_at, version, seq"
         " FROM orders WHERE id = ?1",
     /* Conditional on the status read in the same transaction: even if the
      * lock discipline were ever loosened, a stale read cannot win. */
     [STMT_ORDER_SET_STATUS] =
-        "UPDATE orders SET status = ?1, updated_at = ?2"
+        "UPDATE orders SET status = ?1, updated_at = ?2, version = version + 1"
         " WHERE id = ?3 AND status = ?4",
-    [STMT_ORDER_PAGE] =
-        "SELECT id, customer_id, items, status, created_at, updated_at"
-        " FROM orders ORDER BY seq DESC LIMIT ?1 OFFSET ?2",
+    /* Pages (migrations/006): each walks one index newest first from the
+     * cursor's position (:after; the largest seq for offset pages) and
+     * stops after :limit rows, so a cursor page costs the same at any
+     * depth.  One statement per filter combination, so that SQLite plans
+     * each with its own index rather than one plan for all. */
+    [STMT_PAGE_ALL] =
+        "SELECT id, customer_id, items, status, created_at, updated_at, version, seq"
+        " FROM orders WHERE seq < :after ORDER BY seq DESC LIMIT :limit OFFSET :offset",
+    [STMT_PAGE_STATUS] =
+        "SELECT id, customer_id, items, status, created_at, updated_at, version, seq"
+        " FROM orders WHERE status = :status AND seq < :after"
+        " ORDER BY seq DESC LIMIT :limit OFFSET :offset",
+    [STMT_PAGE_CUSTOMER] =
+        "SELECT id, customer_id, items, status, created_at, updated_at, version, seq"
+        " FROM orders WHERE customer_id = :customer AND seq < :after"
+        " ORDER BY seq DESC LIMIT :limit OFFSET :offset",
+    [STMT_PAGE_CUSTOMER_STATUS] =
+        "SELECT id, customer_id, items, status, created_at, updated_at, version, seq"
+        " FROM orders WHERE customer_id = :customer AND status = :status AND seq < :after"
+        " ORDER BY seq DESC LIMIT :limit OFFSET :offset",
+    /* Totals: the unfiltered and by-status ones are trigger-kept rows; a
+     * customer's are counted on its index range. */
     [STMT_ORDER_TOTAL] = "SELECT total FROM order_count WHERE singleton = 1",
+    [STMT_TOTAL_STATUS] = "SELECT total FROM order_status_count WHERE status = :status",
+    [STMT_TOTAL_CUSTOMER] = "SELECT count(*) FROM orders WHERE customer_id = :customer",
+    [STMT_TOTAL_CUSTOMER_STATUS] =
+        "SELECT count(*) FROM orders WHERE customer_id = :customer AND status = :status",
+    [STMT_IDEMPOTENCY_GET] =
+        "SELECT fingerprint, order_id, expires_at FROM idempotency_keys"
+        " WHERE caller = ?1 AND key = ?2",
+    /* OR REPLACE: an expired row of the same key gives way. */
+    [STMT_IDEMPOTENCY_PUT] =
+        "INSERT OR REPLACE INTO idempotency_keys"
+        " (caller, key, fingerprint, order_id, created_at, expires_at)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    /* A few expired keys per keyed create, oldest first, through the
+     * expiry index: the table stays the size of one TTL's keys without a
+     * sweeper and without a long transaction. */
+    [STMT_IDEMPOTENCY_PRUNE] =
+        "DELETE FROM idempotency_keys WHERE (caller, key) IN"
+        " (SELECT caller, key FROM idempotency_keys WHERE expires_at <= ?1"
+        " ORDER BY expires_at LIMIT 16)",
     [STMT_EVENT_INSERT] =
         "INSERT INTO events (id, type, source, subject, time, traceparent, data,"
         " committed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -685,8 +732,96 @@ static enum store_status sqlite_commit_with_event(struct sqlite_store *s, int rc
     return STORE_OK;
 }
 
+static enum store_status sqlite_order_get(struct store *st, const char *id,
+                                          struct order *out);
+
+/* Deletes a few expired keys (STMT_IDEMPOTENCY_PRUNE). */
+static int sqlite_bind_run_prune(struct sqlite_store *s, long long now)
+{
+    sqlite3_stmt *q = sqlite_stmt(s, STMT_IDEMPOTENCY_PRUNE);
+    int rc = q != NULL ? SQLITE_OK : SQLITE_ERROR;
+    SQLITE_BIND(rc, sqlite3_bind_int64(q, 1, now));
+    if (rc != SQLITE_OK) {
+        if (q != NULL)
+            sqlite3_clear_bindings(q);
+        return rc;
+    }
+    return sqlite_step_done(q);
+}
+
+/* A remembered key of the caller: STORE_OK with *found false when none
+ * (or only an expired one), else STORE_REPLAYED with the order it made in
+ * o, or STORE_KEY_REUSED.  Inside the open write transaction. */
+static enum store_status sqlite_idempotency_check(struct sqlite_store *s, struct order *o,
+                                                  const struct idempotency_claim *claim,
+                                                  long long now)
+{
+    sqlite3_stmt *q = sqlite_stmt(s, STMT_IDEMPOTENCY_GET);
+    int rc = q != NULL ? SQLITE_OK : SQLITE_ERROR;
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 1, claim->caller, -1, SQLITE_STATIC));
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 2, claim->key, -1, SQLITE_STATIC));
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(q);
+    enum store_status result = STORE_OK;
+    char order_id[UUID_STR_LEN + 1] = "";
+    if (rc == SQLITE_ROW) {
+        const void *fp = sqlite3_column_blob(q, 0);
+        int fp_len = sqlite3_column_bytes(q, 0);
+        const unsigned char *id = sqlite3_column_text(q, 1);
+        long long expires_at = sqlite3_column_int64(q, 2);
+        if (expires_at > now) {
+            if (fp_len == IDEMPOTENCY_FINGERPRINT_LEN && fp != NULL &&
+                memcmp(fp, claim->fingerprint, IDEMPOTENCY_FINGERPRINT_LEN) == 0 && id != NULL) {
+                snprintf(order_id, sizeof order_id, "%s", (const char *)id);
+                result = STORE_REPLAYED;
+            } else {
+                result = STORE_KEY_REUSED;
+            }
+        }
+    } else if (rc != SQLITE_DONE) {
+        result = sqlite_failure_of(rc);
+    }
+    if (q != NULL) {
+        sqlite3_reset(q);
+        sqlite3_clear_bindings(q);
+    }
+    if (result == STORE_REPLAYED) {
+        struct order made;
+        enum store_status got = sqlite_order_get(&s->base, order_id, &made);
+        if (got != STORE_OK)
+            return got == STORE_NOT_FOUND ? STORE_ERROR : got;
+        order_free(o);
+        *o = made;
+    }
+    return result;
+}
+
+static int sqlite_idempotency_remember(struct sqlite_store *s, const struct order *o,
+                                       const struct idempotency_claim *claim)
+{
+    long long now = o->created_ms;
+    int rc = sqlite_bind_run_prune(s, now);
+    sqlite3_stmt *q = rc == SQLITE_OK ? sqlite_stmt(s, STMT_IDEMPOTENCY_PUT) : NULL;
+    if (rc == SQLITE_OK && q == NULL)
+        rc = SQLITE_ERROR;
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 1, claim->caller, -1, SQLITE_STATIC));
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 2, claim->key, -1, SQLITE_STATIC));
+    SQLITE_BIND(rc, sqlite3_bind_blob(q, 3, claim->fingerprint, IDEMPOTENCY_FINGERPRINT_LEN,
+                                      SQLITE_STATIC));
+    SQLITE_BIND(rc, sqlite3_bind_text(q, 4, o->id, -1, SQLITE_STATIC));
+    SQLITE_BIND(rc, sqlite3_bind_int64(q, 5, now));
+    SQLITE_BIND(rc, sqlite3_bind_int64(q, 6, now + claim->ttl_ms));
+    if (rc != SQLITE_OK) {
+        if (q != NULL)
+            sqlite3_clear_bindings(q);
+        return rc;
+    }
+    return sqlite_step_done(q);
+}
+
 static enum store_status sqlite_order_create(struct store *st, struct order *o,
-                                             const struct event_meta *meta)
+                                             const struct event_meta *meta,
+                                             const struct idempotency_claim *claim)
 {
     struct sqlite_store *s = sqlite_of(st);
     int rc = sqlite_begin_write(s);
@@ -694,11 +829,23 @@ static enum store_status sqlite_order_create(struct store *st, struct order *o,
         return sqlite_failure_of(rc);
     /* The clock is read under the write lock so that created_at never runs
      * backwards in commit order (the list's order is the sequence anyway). */
-    o->created_ms = o->updated_ms = s->clock_ms();
+    long long now = s->clock_ms();
+    /* Under the write lock, so of concurrent creates with one key the
+     * first commits its order and key and the others find them here. */
+    if (claim != NULL) {
+        enum store_status known = sqlite_idempotency_check(s, o, claim, now);
+        if (known != STORE_OK)
+            return sqlite_rollback(s, known);
+    }
+    o->created_ms = o->updated_ms = now;
     o->status = ORDER_PENDING;
+    o->version = 1;
+    o->seq = 0;
     if (uuid_v7_generate(o->created_ms, o->id) != 0)
         return sqlite_rollback(s, STORE_ERROR);
     rc = sqlite_insert_order(s, o);
+    if (rc == SQLITE_OK && claim != NULL)
+        rc = sqlite_idempotency_remember(s, o, claim);
     return sqlite_commit_with_event(s, rc, o, NULL, meta);
 }
 
@@ -718,6 +865,8 @@ static int sqlite_read_order(sqlite3_stmt *q, struct order *out)
     out->items_json = strdup((const char *)items);
     out->created_ms = sqlite3_column_int64(q, 4);
     out->updated_ms = sqlite3_column_int64(q, 5);
+    out->version = sqlite3_column_int64(q, 6);
+    out->seq = sqlite3_column_int64(q, 7);
     if (out->customer_id == NULL || out->items_json == NULL) {
         order_free(out);
         return -1;
@@ -767,6 +916,7 @@ static int sqlite_set_status(struct sqlite_store *s, const struct order *o,
 
 static enum store_status sqlite_order_transition(struct store *st, const char *id,
                                                  enum order_status to,
+                                                 const struct precondition *pre,
                                                  const struct event_meta *meta,
                                                  struct order *out, enum order_status *from)
 {
@@ -778,9 +928,14 @@ static enum store_status sqlite_order_transition(struct store *st, const char *i
     if (found != STORE_OK)
         return sqlite_rollback(s, found);
     *from = out->status;
+    /* The precondition first (RFC 9110, 13.2.2), on the row this
+     * transaction holds: nothing can change it between check and write. */
+    if (!precondition_holds(pre, out->version))
+        return sqlite_rollback(s, STORE_PRECONDITION_FAILED);
     if (!order_transition_allowed(out->status, to))
         return sqlite_rollback(s, STORE_CONFLICT);
     out->status = to;
+    out->version++;
     out->updated_ms = s->clock_ms();
     if (out->updated_ms < out->created_ms) /* the wall clock stepped back */
         out->updated_ms = out->created_ms;
@@ -791,18 +946,59 @@ static enum store_status sqlite_order_transition(struct store *st, const char *i
     return result;
 }
 
-static enum store_status sqlite_read_page(struct sqlite_store *s, const struct page_query *pq,
-                                          struct order *items, size_t *count)
+/* The page or total statement for q's filters (the enum lists them in the
+ * order none, status, customer, both). */
+static enum sqlite_stmt sqlite_filtered(enum sqlite_stmt base, const struct page_query *q)
 {
-    sqlite3_stmt *q = sqlite_stmt(s, STMT_ORDER_PAGE);
+    return (enum sqlite_stmt)(base + (q->has_status ? 1 : 0) + (q->has_customer ? 2 : 0));
+}
+
+/* Binds the named parameters a page or total statement has. */
+static int sqlite_bind_page(sqlite3_stmt *q, const struct page_query *pq, bool extra_row)
+{
+    int rc = SQLITE_OK, i;
+    if ((i = sqlite3_bind_parameter_index(q, ":after")) > 0)
+        SQLITE_BIND(rc, sqlite3_bind_int64(q, i, pq->has_cursor ? pq->after : INT64_MAX));
+    if ((i = sqlite3_bind_parameter_index(q, ":limit")) > 0)
+        SQLITE_BIND(rc, sqlite3_bind_int64(q, i, pq->limit + (extra_row ? 1 : 0)));
+    if ((i = sqlite3_bind_parameter_index(q, ":offset")) > 0)
+        SQLITE_BIND(rc, sqlite3_bind_int64(q, i, pq->has_cursor ? 0 : pq->offset));
+    if ((i = sqlite3_bind_parameter_index(q, ":status")) > 0)
+        SQLITE_BIND(rc, sqlite3_bind_text(q, i, order_status_name(pq->status), -1, SQLITE_STATIC));
+    if ((i = sqlite3_bind_parameter_index(q, ":customer")) > 0)
+        SQLITE_BIND(rc, sqlite3_bind_text(q, i, pq->customer_id, -1, SQLITE_STATIC));
+    return rc;
+}
+
+static int sqlite_page_total(struct sqlite_store *s, const struct page_query *pq,
+                             long long *total)
+{
+    sqlite3_stmt *q = sqlite_stmt(s, sqlite_filtered(STMT_ORDER_TOTAL, pq));
+    if (q == NULL)
+        return SQLITE_ERROR;
+    int rc = sqlite_bind_page(q, pq, false);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(q);
+    *total = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc == SQLITE_ROW ? SQLITE_OK : rc == SQLITE_DONE ? SQLITE_ERROR : rc;
+}
+
+/* Reads up to limit orders, and one more to learn whether one follows. */
+static enum store_status sqlite_read_page(struct sqlite_store *s, const struct page_query *pq,
+                                          struct order *items, size_t *count, bool *more)
+{
+    sqlite3_stmt *q = sqlite_stmt(s, sqlite_filtered(STMT_PAGE_ALL, pq));
     if (q == NULL)
         return STORE_ERROR;
-    int rc = SQLITE_OK;
-    SQLITE_BIND(rc, sqlite3_bind_int64(q, 1, pq->limit));
-    SQLITE_BIND(rc, sqlite3_bind_int64(q, 2, pq->offset));
+    int rc = sqlite_bind_page(q, pq, true);
     enum store_status result = rc == SQLITE_OK ? STORE_OK : sqlite_failure_of(rc);
-    while (result == STORE_OK && *count < (size_t)pq->limit &&
-           (rc = sqlite3_step(q)) == SQLITE_ROW) {
+    while (result == STORE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (*count == (size_t)pq->limit) {
+            *more = true;
+            break;
+        }
         if (sqlite_read_order(q, &items[*count]) != 0) {
             result = STORE_ERROR;
             break;
@@ -818,21 +1014,22 @@ static enum store_status sqlite_read_page(struct sqlite_store *s, const struct p
 
 static enum store_status sqlite_order_page(struct store *st, const struct page_query *q,
                                            struct order **items, size_t *count,
-                                           long long *total)
+                                           long long *total, bool *more)
 {
     struct sqlite_store *s = sqlite_of(st);
     *items = calloc((size_t)q->limit, sizeof **items);
     *count = 0;
+    *more = false;
     if (*items == NULL)
         return STORE_ERROR;
     /* One read transaction: the total and the page come from the same
      * snapshot, so total never disagrees with what the page shows. */
     int rc = sqlite_run(s, STMT_BEGIN_READ);
     if (rc == SQLITE_OK)
-        rc = sqlite_one_int(s, STMT_ORDER_TOTAL, total);
+        rc = sqlite_page_total(s, q, total);
     enum store_status result = rc == SQLITE_OK ? STORE_OK : sqlite_failure_of(rc);
     if (result == STORE_OK)
-        result = sqlite_read_page(s, q, *items, count);
+        result = sqlite_read_page(s, q, *items, count, more);
     if (!sqlite3_get_autocommit(s->db))
         sqlite_run(s, result == STORE_OK ? STMT_COMMIT : STMT_ROLLBACK);
     if (result != STORE_OK) {
@@ -841,8 +1038,16 @@ static enum store_status sqlite_order_page(struct store *st, const struct page_q
         free(*items);
         *items = NULL;
         *count = 0;
+        *more = false;
     }
     return result;
+}
+
+static enum store_status sqlite_order_count(struct store *st, const struct page_query *q,
+                                            long long *total)
+{
+    int rc = sqlite_page_total(sqlite_of(st), q, total);
+    return rc == SQLITE_OK ? STORE_OK : sqlite_failure_of(rc);
 }
 
 static int sqlite_sink_stats(struct sqlite_store *s, struct outbox_stats *out)
@@ -1225,6 +1430,7 @@ const struct store_ops store_sqlite_ops = {
     .order_get = sqlite_order_get,
     .order_transition = sqlite_order_transition,
     .order_page = sqlite_order_page,
+    .order_count = sqlite_order_count,
     .outbox_stats = sqlite_outbox_stats,
     .outbox_fetch = sqlite_outbox_fetch,
     .outbox_commit = sqlite_outbox_commit,

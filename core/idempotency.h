@@ -17,6 +17,14 @@
 #define IDEMPOTENCY_FINGERPRINT_LEN 32 /* SHA-256 */
 #define IDEMPOTENCY_TTL_HOURS_DEFAULT 24
 
+/* What a keyed create asks the store to remember (store_order_create). */
+struct idempotency_claim {
+    const char *caller;                      /* the token's sub ("" when none) */
+    char key[IDEMPOTENCY_KEY_MAX + 1];
+    unsigned char fingerprint[IDEMPOTENCY_FINGERPRINT_LEN];
+    long long ttl_ms;                        /* IDEMPOTENCY_TTL_HOURS */
+};
+
 /* Parses the Idempotency-Key field value.  count: how many such headers
  * came (two are refused, never guessed between).  The key is 1 to 255
  * visible ASCII characters (0x21-0x7E); the draft's quoted form ("key", an

@@ -25,6 +25,8 @@ struct order {
     enum order_status status;
     long long created_ms;
     long long updated_ms;
+    long long version; /* 1 at creation, +1 with every change: the ETag */
+    long long seq;     /* the store's creation sequence: list order, cursors */
 };
 
 /* Offset pages deeper than this are refused (400, pointing to cursor) unless

@@ -48,9 +48,10 @@ int store_schema_latest(const struct store *st)
 }
 
 enum store_status store_order_create(struct store *st, struct order *o,
-                                     const struct event_meta *meta)
+                                     const struct event_meta *meta,
+                                     const struct idempotency_claim *claim)
 {
-    return st->ops->order_create(st, o, meta);
+    return st->ops->order_create(st, o, meta, claim);
 }
 
 enum store_status store_order_get(struct store *st, const char *id, struct order *out)
@@ -60,16 +61,24 @@ enum store_status store_order_get(struct store *st, const char *id, struct order
 
 enum store_status store_order_transition(struct store *st, const char *id,
                                          enum order_status to,
+                                         const struct precondition *pre,
                                          const struct event_meta *meta,
                                          struct order *out, enum order_status *from)
 {
-    return st->ops->order_transition(st, id, to, meta, out, from);
+    return st->ops->order_transition(st, id, to, pre, meta, out, from);
 }
 
 enum store_status store_order_page(struct store *st, const struct page_query *q,
-                                   struct order **items, size_t *count, long long *total)
+                                   struct order **items, size_t *count, long long *total,
+                                   bool *more)
 {
-    return st->ops->order_page(st, q, items, count, total);
+    return st->ops->order_page(st, q, items, count, total, more);
+}
+
+enum store_status store_order_count(struct store *st, const struct page_query *q,
+                                    long long *total)
+{
+    return st->ops->order_count(st, q, total);
 }
 
 enum store_status store_outbox_stats(struct store *st, long long now_ms,

@@ -31,7 +31,9 @@
 #include <stddef.h>
 
 #include "event.h"
+#include "idempotency.h"
 #include "order.h"
+#include "precondition.h"
 
 enum store_status {
     STORE_OK = 0,
@@ -41,6 +43,13 @@ enum store_status {
                      * server unreachable, schema not ready): retry later */
     STORE_FULL,     /* disk full or I/O error: nothing was written */
     STORE_ERROR,    /* anything else: a bug or a corrupt database */
+    /* Version 2 (issue 16): */
+    STORE_REPLAYED,            /* a create's key and body were remembered: the
+                                * order it made is returned, nothing written */
+    STORE_KEY_REUSED,          /* a remembered key with another body */
+    STORE_KEY_IN_PROGRESS,     /* a create with this key is not committed yet
+                                * (engines that can tell; SQLite serialises) */
+    STORE_PRECONDITION_FAILED, /* If-Match / If-None-Match did not hold */
 };
 
 #define STORE_BUSY_TIMEOUT_MS 5000
@@ -133,14 +142,19 @@ struct store_ops {
     int (*schema_latest)(void);
 
     enum store_status (*order_create)(struct store *st, struct order *o,
-                                      const struct event_meta *meta);
+                                      const struct event_meta *meta,
+                                      const struct idempotency_claim *claim);
     enum store_status (*order_get)(struct store *st, const char *id, struct order *out);
     enum store_status (*order_transition)(struct store *st, const char *id,
                                           enum order_status to,
+                                          const struct precondition *pre,
                                           const struct event_meta *meta,
                                           struct order *out, enum order_status *from);
     enum store_status (*order_page)(struct store *st, const struct page_query *q,
-                                    struct order **items, size_t *count, long long *total);
+                                    struct order **items, size_t *count, long long *total,
+                                    bool *more);
+    enum store_status (*order_count)(struct store *st, const struct page_query *q,
+                                     long long *total);
     enum store_status (*outbox_stats)(struct store *st, long long now_ms,
                                       struct outbox_stats *out);
 
@@ -195,30 +209,55 @@ enum store_status store_migrate(struct store *st, char *err, size_t errlen);
 enum store_status store_schema_version(struct store *st, int *applied);
 int store_schema_latest(const struct store *st);
 
-/* o has customer_id and items_json set; the store fills id, status and times,
- * and appends the order.created event in the same transaction. */
+/* o has customer_id and items_json set; the store fills id, status, times,
+ * version (1) and seq, and appends the order.created event in the same
+ * transaction.
+ *
+ * With a claim (an Idempotency-Key), in that same transaction: when the
+ * caller's key is remembered and not expired, nothing is written and the
+ * answer is STORE_REPLAYED with o replaced by the order that create made
+ * (as it is now; the caller renders it as created) when the fingerprint is
+ * the same, STORE_KEY_REUSED when it is not; otherwise the order is created
+ * and the key remembered with it until now + claim->ttl_ms, and a few
+ * expired keys are pruned.  Concurrent creates with one key make one order:
+ * the others get STORE_REPLAYED (or STORE_KEY_IN_PROGRESS where the engine
+ * cannot wait for the first to commit).  Nothing is remembered for a create
+ * that failed. */
 enum store_status store_order_create(struct store *st, struct order *o,
-                                     const struct event_meta *meta);
+                                     const struct event_meta *meta,
+                                     const struct idempotency_claim *claim);
 
 enum store_status store_order_get(struct store *st, const char *id,
                                   struct order *out);
 
-/* Moves the order to `to` when order_transition_allowed(); on STORE_OK out is
- * the updated order and *from the status it had; on STORE_CONFLICT out is
- * the unchanged order. */
+/* Moves the order to `to` when precondition_holds(pre, its version) (pre
+ * NULL: no condition) and then order_transition_allowed(), both checked on
+ * the row read inside the write transaction; the version grows by one.  On
+ * STORE_OK out is the updated order and *from the status it had; on
+ * STORE_CONFLICT and STORE_PRECONDITION_FAILED out is the unchanged order
+ * and nothing was written. */
 enum store_status store_order_transition(struct store *st, const char *id,
                                          enum order_status to,
+                                         const struct precondition *pre,
                                          const struct event_meta *meta,
                                          struct order *out,
                                          enum order_status *from);
 
-/* A page in creation order (the store's sequence), newest first.  *items is
- * a malloc'ed array of *count orders (free each with order_free, then the
- * array).  total and the page come from one snapshot. */
+/* A page in creation order (the store's sequence), newest first: with
+ * q->has_cursor the orders whose seq is below q->after, else from
+ * q->offset; only those matching q's status and customer filters.  *items
+ * is a malloc'ed array of *count orders (free each with order_free, then the
+ * array); *more says whether an order follows the page's last; *total
+ * counts the orders matching the filters.  One snapshot for all three.  A
+ * page costs the same at any cursor depth: it reads one index range. */
 enum store_status store_order_page(struct store *st,
                                    const struct page_query *q,
                                    struct order **items, size_t *count,
-                                   long long *total);
+                                   long long *total, bool *more);
+
+/* Only the total of store_order_page (for the deep-offset rule). */
+enum store_status store_order_count(struct store *st, const struct page_query *q,
+                                    long long *total);
 
 /* Every figure O(1) or read through an index: it runs on a request worker. */
 enum store_status store_outbox_stats(struct store *st, long long now_ms,

@@ -525,14 +525,14 @@ class Listing(ApiCase):
         self.assertEqual(r.status, 200, r)
         self.assertTrue(r.headers["content-type"].startswith("application/json"))
         doc = r.json()
-        self.assertEqual(set(doc), {"items", "total", "limit", "offset"})
+        self.assertEqual(set(doc), {"items", "total", "limit", "offset", "next"})
         for o in doc["items"]:
             assert_order_shape(self, o)
         return doc
 
     def test_listing(self):
         empty = self.page()
-        self.assertEqual(empty, {"items": [], "total": 0, "limit": 20, "offset": 0})
+        self.assertEqual(empty, {"items": [], "total": 0, "limit": 20, "offset": 0, "next": None})
         orders = [created(self, self.stack, {"customerId": "c-%d" % i, "items": ["i"]})
                   for i in range(25)]
         newest_first = [o["id"] for o in reversed(orders)]
@@ -557,7 +557,8 @@ class Listing(ApiCase):
 
         for offset in (25, 26, 1000, 10**9):
             page = self.page("?offset=%d" % offset)
-            self.assertEqual(page, {"items": [], "total": 25, "limit": 20, "offset": offset})
+            self.assertEqual(page, {"items": [], "total": 25, "limit": 20, "offset": offset,
+                                    "next": None})
 
         # A status change does not move an order in the list (creation order).
         self.req("PATCH", "/orders/" + orders[0]["id"], body={"status": "paid"}, token=RW)

@@ -119,7 +119,7 @@ static enum store_status create(const char *customer, const char *items_json,
     memset(o, 0, sizeof *o);
     o->customer_id = strdup(customer);
     o->items_json = strdup(items_json);
-    return store_order_create(st, o, &META);
+    return store_order_create(st, o, &META, NULL);
 }
 
 /* One events row, by seq, as text columns. */
@@ -231,8 +231,9 @@ START_TEST(test_migrate_twice_is_idempotent)
     struct order *items;
     size_t n;
     long long total;
+    bool more = false;
     struct page_query q = {.limit = 10, .offset = 0};
-    ck_assert_int_eq(store_order_page(st, &q, &items, &n, &total), STORE_OK);
+    ck_assert_int_eq(store_order_page(st, &q, &items, &n, &total, &more), STORE_OK);
     ck_assert_int_eq(total, 1);
     ck_assert_uint_eq(n, 1);
     order_free(&items[0]);
@@ -325,7 +326,7 @@ START_TEST(test_create_without_traceparent)
     struct order o = {0};
     o.customer_id = strdup("c");
     o.items_json = strdup("[\"a\"]");
-    ck_assert_int_eq(store_order_create(st, &o, &meta), STORE_OK);
+    ck_assert_int_eq(store_order_create(st, &o, &meta, NULL), STORE_OK);
     struct event_text e;
     ck_assert(read_event(1, &e));
     ck_assert_ptr_null(e.traceparent);
@@ -391,7 +392,7 @@ START_TEST(test_transition_allowed)
     struct order o, out;
     ck_assert_int_eq(create("c", "[\"a\"]", &o), STORE_OK);
     enum order_status from = ORDER_DELIVERED;
-    ck_assert_int_eq(store_order_transition(st, o.id, ORDER_PAID, &META, &out, &from),
+    ck_assert_int_eq(store_order_transition(st, o.id, ORDER_PAID, NULL, &META, &out, &from),
                      STORE_OK);
     ck_assert_int_eq(from, ORDER_PENDING);
     ck_assert_int_eq(out.status, ORDER_PAID);
@@ -434,7 +435,7 @@ START_TEST(test_transition_full_chain)
     static const enum order_status chain[] = {ORDER_PAID, ORDER_SHIPPED, ORDER_DELIVERED};
     enum order_status from;
     for (int i = 0; i < 3; i++) {
-        ck_assert_int_eq(store_order_transition(st, o.id, chain[i], &META, &out, &from),
+        ck_assert_int_eq(store_order_transition(st, o.id, chain[i], NULL, &META, &out, &from),
                          STORE_OK);
         ck_assert_int_eq(from, (enum order_status)i);
         ck_assert_int_eq(out.status, chain[i]);
@@ -443,7 +444,7 @@ START_TEST(test_transition_full_chain)
     ck_assert_int_eq(count_rows("events"), 4);
     /* Delivered is final. */
     for (int to = 0; to < 4; to++) {
-        ck_assert_int_eq(store_order_transition(st, o.id, (enum order_status)to, &META,
+        ck_assert_int_eq(store_order_transition(st, o.id, (enum order_status)to, NULL, &META,
                                                 &out, &from),
                          STORE_CONFLICT);
         ck_assert_int_eq(from, ORDER_DELIVERED);
@@ -468,7 +469,7 @@ START_TEST(test_transition_conflict_changes_nothing)
     static const enum order_status bad[] = {ORDER_PENDING, ORDER_SHIPPED, ORDER_DELIVERED};
     for (size_t i = 0; i < 3; i++) {
         enum order_status from = ORDER_DELIVERED;
-        ck_assert_int_eq(store_order_transition(st, o.id, bad[i], &META, &out, &from),
+        ck_assert_int_eq(store_order_transition(st, o.id, bad[i], NULL, &META, &out, &from),
                          STORE_CONFLICT);
         ck_assert_int_eq(from, ORDER_PENDING);
         /* out is the unchanged order, for the 409's detail. */
@@ -494,7 +495,7 @@ START_TEST(test_transition_not_found)
     memset(&out, 0, sizeof out);
     enum order_status from = ORDER_SHIPPED;
     ck_assert_int_eq(store_order_transition(st, "019378a2-8a1e-7c3d-9a5e-1b2c3d4e5f60",
-                                            ORDER_PAID, &META, &out, &from),
+                                            ORDER_PAID, NULL, &META, &out, &from),
                      STORE_NOT_FOUND);
     ck_assert_ptr_null(out.customer_id);
     ck_assert_int_eq(count_rows("events"), 0);
@@ -511,7 +512,9 @@ static void page(long long limit, long long offset, struct order **items,
                  size_t *n, long long *total)
 {
     struct page_query q = {.limit = limit, .offset = offset};
-    ck_assert_int_eq(store_order_page(st, &q, items, n, total), STORE_OK);
+    bool more = false;
+    ck_assert_int_eq(store_order_page(st, &q, items, n, total, &more), STORE_OK);
+    ck_assert(more == (offset + (long long)*n < *total));
 }
 
 static void free_page(struct order *items, size_t n)
@@ -667,7 +670,7 @@ START_TEST(test_page_sees_updates)
     struct order o, out;
     enum order_status from;
     ck_assert_int_eq(create("c", "[\"a\"]", &o), STORE_OK);
-    ck_assert_int_eq(store_order_transition(st, o.id, ORDER_PAID, &META, &out, &from),
+    ck_assert_int_eq(store_order_transition(st, o.id, ORDER_PAID, NULL, &META, &out, &from),
                      STORE_OK);
     struct order *items;
     size_t n;
@@ -702,10 +705,10 @@ START_TEST(test_second_store_sees_data)
      * second transition is refused whichever store asks. */
     struct order out;
     enum order_status from;
-    ck_assert_int_eq(store_order_transition(other, o.id, ORDER_PAID, &META, &out, &from),
+    ck_assert_int_eq(store_order_transition(other, o.id, ORDER_PAID, NULL, &META, &out, &from),
                      STORE_OK);
     order_free(&out);
-    ck_assert_int_eq(store_order_transition(st, o.id, ORDER_PAID, &META, &out, &from),
+    ck_assert_int_eq(store_order_transition(st, o.id, ORDER_PAID, NULL, &META, &out, &from),
                      STORE_CONFLICT);
     ck_assert_int_eq(from, ORDER_PAID);
     order_free(&out);
@@ -716,8 +719,9 @@ START_TEST(test_second_store_sees_data)
     struct order *items;
     size_t n;
     long long total;
+    bool more = false;
     struct page_query q = {.limit = 10, .offset = 0};
-    ck_assert_int_eq(store_order_page(other, &q, &items, &n, &total), STORE_OK);
+    ck_assert_int_eq(store_order_page(other, &q, &items, &n, &total, &more), STORE_OK);
     ck_assert_int_eq(total, 1);
     free_page(items, n);
     ck_assert_int_eq(count_rows("events"), 2);
@@ -784,7 +788,7 @@ START_TEST(test_busy_when_write_locked)
 
     enum order_status from;
     memset(&out, 0, sizeof out);
-    ck_assert_int_eq(store_order_transition(st, o.id, ORDER_PAID, &META, &out, &from),
+    ck_assert_int_eq(store_order_transition(st, o.id, ORDER_PAID, NULL, &META, &out, &from),
                      STORE_BUSY);
     ck_assert_ptr_null(out.customer_id);
 
@@ -796,7 +800,7 @@ START_TEST(test_busy_when_write_locked)
 
     /* Once the lock is gone the same store writes again. */
     ck_assert_int_eq(create("c", "[\"a\"]", &o2), STORE_OK);
-    ck_assert_int_eq(store_order_transition(st, o.id, ORDER_PAID, &META, &out, &from),
+    ck_assert_int_eq(store_order_transition(st, o.id, ORDER_PAID, NULL, &META, &out, &from),
                      STORE_OK);
     order_free(&out);
     ck_assert_int_eq(count_rows("orders"), 2);
@@ -855,7 +859,7 @@ START_TEST(test_transition_event_failure_rolls_back)
     raw_exec(db, "CREATE TRIGGER events_fail BEFORE INSERT ON events"
                  " BEGIN SELECT RAISE(ABORT, 'outbox refused'); END");
     memset(&out, 0, sizeof out);
-    ck_assert_int_ne(store_order_transition(st, o.id, ORDER_PAID, &META, &out, &from),
+    ck_assert_int_ne(store_order_transition(st, o.id, ORDER_PAID, NULL, &META, &out, &from),
                      STORE_OK);
     ck_assert_ptr_null(out.customer_id); /* freed by the store on failure */
     raw_exec(db, "DROP TRIGGER events_fail");
