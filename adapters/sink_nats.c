@@ -61,6 +61,7 @@ struct sink_nats {
     bool binary, tls;
     long long connect_timeout_ms, timeout_ms;
     char *secrets[3];      /* user, password, token as written in the URL */
+    char *host;            /* the name a TLS certificate must carry */
     natsConnection *nc;    /* NULL: not connected */
     jsCtx *js;
     /* One batch, shared with the acknowledgement callback (nats.c thread). */
@@ -96,7 +97,8 @@ static int sink_nats_check(const char *spec, char *err, size_t errlen)
     return 0;
 }
 
-/* The credentials as written in the URL, to scrub from error texts. */
+/* The credentials as written in the URL, to scrub from error texts, and
+ * the host name. */
 static int sink_nats_secrets(struct sink_nats *s)
 {
     static const CURLUPart parts[] = {CURLUPART_USER, CURLUPART_PASSWORD, CURLUPART_PASSWORD};
@@ -112,6 +114,13 @@ static int sink_nats_secrets(struct sink_nats *s)
 
         if (curl_url_get(u, parts[i], &v, i == 2 ? CURLU_URLDECODE : 0) == CURLUE_OK && v != NULL &&
             (s->secrets[i] = strdup(v)) == NULL)
+            rc = -1;
+        curl_free(v);
+    }
+    if (rc == 0) {
+        char *v = NULL;
+
+        if (curl_url_get(u, CURLUPART_HOST, &v, 0) != CURLUE_OK || (s->host = strdup(v)) == NULL)
             rc = -1;
         curl_free(v);
     }
@@ -182,6 +191,10 @@ static natsStatus sink_nats_options(struct sink_nats *s, natsOptions **out)
         st = natsOptions_SetSecure(o, true);
     if (st == NATS_OK && s->tls)
         st = natsOptions_LoadCATrustedCertificates(o, s->cacert);
+    /* The certificate must name the host of the URL, not just any host
+     * the CA vouches for. */
+    if (st == NATS_OK && s->tls)
+        st = natsOptions_SetExpectedHostname(o, s->host);
     if (st != NATS_OK) {
         natsOptions_Destroy(o);
         o = NULL;
@@ -449,6 +462,7 @@ static void sink_nats_close(struct sink *base)
     for (size_t i = 0; i < sizeof(s->secrets) / sizeof(s->secrets[0]); i++)
         free(s->secrets[i]);
     free(s->state);
+    free(s->host);
     free(s->url);
     free(s->subject);
     free(s->stream);

@@ -63,6 +63,26 @@ def _stop_group(proc, timeout):
         proc.wait(timeout=10)
 
 
+def make_certificates(directory):
+    """A throwaway CA and a server certificate it signed for the name
+    localhost only (openssl's command line); returns (ca, cert, key)."""
+    ca_key, ca = os.path.join(directory, "ca.key"), os.path.join(directory, "ca.pem")
+    key, csr = os.path.join(directory, "server.key"), os.path.join(directory, "server.csr")
+    cert, ext = os.path.join(directory, "server.pem"), os.path.join(directory, "server.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:localhost\n")  # an IP address is a name it lacks
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for cmd in (["req", "-x509"] + ec + ["-keyout", ca_key, "-out", ca, "-days", "2",
+                                          "-subj", "/CN=orders-test-ca"],
+                ["req"] + ec + ["-keyout", key, "-out", csr, "-subj", "/CN=localhost"],
+                ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+                 "-out", cert, "-days", "2", "-extfile", ext]):
+        subprocess.run(["openssl"] + cmd, check=True, capture_output=True, timeout=30)
+    for path in (ca, cert, key):
+        os.chmod(path, 0o644)  # the publisher reads ca.pem as WORKER_USER; the broker reads all
+    return ca, cert, key
+
+
 class HoldingProxy:
     """A TCP proxy in front of a broker that can hold back the broker's
     replies: what a client sends goes through (and is stored by the
@@ -142,8 +162,14 @@ class RabbitBroker:
         self.proc = None
         with open(os.path.join(self.dir, "enabled_plugins"), "w") as f:
             f.write("[].\n")
+        self.tls_port = free_port()
+        self.ca, cert, key = make_certificates(self.dir)
         with open(os.path.join(self.dir, "rabbitmq.conf"), "w") as f:
             f.write("listeners.tcp.default = 127.0.0.1:%d\n" % self.port)
+            f.write("listeners.ssl.default = 127.0.0.1:%d\n" % self.tls_port)
+            f.write("ssl_options.cacertfile = %s\nssl_options.certfile = %s\nssl_options.keyfile = %s\n"
+                    "ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n"
+                    % (self.ca, cert, key))
         cookie = os.path.join(self.dir, ".erlang.cookie")
         with open(cookie, "w") as f:
             f.write("orders-test-cookie-%d" % self.port)
@@ -212,9 +238,9 @@ class RabbitBroker:
         except OSError:
             return ""
 
-    def url(self, query="", user="guest", password="guest", scheme="amqp", port=None):
-        return "%s://%s:%s@127.0.0.1:%d/%s" % (scheme, user, password, port or self.port,
-                                               ("?" + query) if query else "")
+    def url(self, query="", user="guest", password="guest", scheme="amqp", port=None, host="127.0.0.1"):
+        return "%s://%s:%s@%s:%d/%s" % (scheme, user, password, host, port or self.port,
+                                        ("?" + query) if query else "")
 
     def connection(self):
         return pika.BlockingConnection(pika.ConnectionParameters(
@@ -273,13 +299,18 @@ class RabbitQueue:
 
 
 class NatsBroker:
-    def __init__(self, user=None, password=None):
+    def __init__(self, user=None, password=None, tls=False):
         if shutil.which("nats-server") is None:
             raise AssertionError("nats-server is missing: run scripts/install-deps test")
         self.dir = tempfile.mkdtemp(prefix="orders-nats-")
+        os.chmod(self.dir, 0o755)
         self.port = free_port()
         self.proc = None
         self.auth = ["--user", user, "--pass", password] if user else []
+        self.ca = None
+        if tls:  # TLS required of every client
+            self.ca, cert, key = make_certificates(self.dir)
+            self.auth += ["--tls", "--tlscert", cert, "--tlskey", key]
 
     def start(self):
         out = open(os.path.join(self.dir, "server.log"), "ab")

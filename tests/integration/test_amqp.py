@@ -224,6 +224,28 @@ class AmqpFaults(PublisherTestCase):
         self.assertNotIn("not-the-password", error)
         self.assertEqual(scalar(self.db, "SELECT count(*) FROM events WHERE parked_at IS NOT NULL"), 0)
 
+    def test_amqps_verifies_the_broker(self):
+        """amqps://: delivered when the broker's certificate chains to cacert
+        and names the host; refused (retried, never delivered) otherwise."""
+        create_db(self.db)
+        ids = insert_events(self.db, 2)
+        queue = RabbitQueue(BROKER, "orders-tls", "tls-consumer")
+        query = "exchange=orders-tls"
+        # The system's CA bundle does not know the test's CA.
+        p, code = self.run_once(BROKER.url(query, scheme="amqps", port=BROKER.tls_port, host="localhost"))
+        self.assertEqual(code, 1, p.stderr())
+        self.assertEqual(self.undelivered(), 2)
+        # The right CA, but a name the certificate does not carry.
+        p, code = self.run_once(BROKER.url(query + "&cacert=" + BROKER.ca, scheme="amqps",
+                                           port=BROKER.tls_port, host="127.0.0.1"))
+        self.assertEqual(code, 1, p.stderr())
+        self.assertEqual(self.undelivered(), 2)
+        self.assertRegex(p.stderr(), r"(?i)certificate|verif|handshake|SSL|TLS", "a TLS refusal")
+        p, code = self.run_once(BROKER.url(query + "&cacert=" + BROKER.ca, scheme="amqps",
+                                           port=BROKER.tls_port, host="localhost"))
+        self.assertEqual(code, 0, p.stderr())
+        self.assertEqual([props.message_id for m, props, b in queue.wait_for(2, 10)], ids)
+
     def test_readme_consumer_example(self):
         """examples/read-events-amqp.py, run as the README shows it."""
         create_db(self.db)

@@ -185,6 +185,25 @@ class NatsFaults(PublisherTestCase):
             self.assertNotIn("right-horse-battery", p.stderr())
             self.assertEqual(self.undelivered(), 0)
 
+    def test_tls_verifies_the_server(self):
+        """tls://: delivered when the server's certificate chains to cacert and
+        names the host; refused (retried, never delivered) otherwise."""
+        with NatsBroker(tls=True) as secure:
+            create_db(self.db)
+            insert_events(self.db, 2)
+            # The system's CA bundle does not know the test's CA.
+            p, code = self.run_once("tls://localhost:%d?stream=TLS" % secure.port)
+            self.assertEqual(code, 1, p.stderr())
+            self.assertEqual(self.undelivered(), 2)
+            # The right CA, but a name the certificate does not carry.
+            p, code = self.run_once("tls://127.0.0.1:%d?stream=TLS&cacert=%s" % (secure.port, secure.ca))
+            self.assertEqual(code, 1, p.stderr())
+            self.assertEqual(self.undelivered(), 2)
+            self.assertRegex(p.stderr(), r"(?i)certificate|verif|handshake|SSL|TLS", "a TLS refusal")
+            p, code = self.run_once("tls://localhost:%d?stream=TLS&cacert=%s" % (secure.port, secure.ca))
+            self.assertEqual(code, 0, p.stderr())
+            self.assertEqual(self.undelivered(), 0)
+
     def test_readme_consumer_example(self):
         """examples/read-events-nats.py, run as the README shows it."""
         create_db(self.db)
