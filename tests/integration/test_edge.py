@@ -56,6 +56,23 @@ class Edge(unittest.TestCase):
         self.assert_raw_problem(b"TRACE / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
                                 405, "method_not_allowed")
 
+    def test_trace_405_names_the_methods_the_workers_allow(self):
+        """nginx answers TRACE itself; its Allow header says what the
+        workers' own 405 says for the same path."""
+        paths = ["/", "/healthz", "/orders", "/orders/", "/orders/019378a2-8a1e-7c3d-9a5e-1b2c3d4e5f60",
+                 "/docs"]
+        for path in paths:
+            with self.subTest(path=path):
+                workers = self.stack.request("DELETE", path)
+                self.assertEqual(workers.status, 405, workers)
+                want = sorted(m.strip() for m in workers.headers["allow"].split(","))
+                line, headers, _ = raw(self.stack.port, b"TRACE " + path.encode() +
+                                       b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                self.assertIn(" 405 ", line)
+                allow = [h.split(":", 1)[1] for h in headers.split("\r\n") if h.startswith("allow:")]
+                self.assertEqual(len(allow), 1, headers)
+                self.assertEqual(sorted(m.strip().upper() for m in allow[0].split(",")), want)
+
     def test_internal_problem_uri_asked_directly_is_a_404_problem(self):
         for path in ("/_problem/502", "/_problem/404"):
             assert_problem(self, self.stack.request("GET", path), 404, "not_found")
