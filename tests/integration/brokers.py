@@ -34,10 +34,9 @@ except ImportError:  # python3 is not Debian's (pyenv, venv): use Debian's pika
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# A port nobody listens on now, outside the range outgoing connections take
+# their source ports from (harness.free_port says why).
+from harness import free_port  # noqa: E402,F401
 
 
 def port_open(port):

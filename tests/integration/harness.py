@@ -29,7 +29,32 @@ VECTORS_PATH = os.path.join(ROOT, "tests", "data", "jwt-vectors.json")
 TEST_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
+    """A loopback port nobody listens on now, for a server started a moment
+    later.  Taken below the kernel's ephemeral range (where bind(0) would
+    pick it): there, the source port of any outgoing connection (the
+    tests' own clients, the publisher's) can take it before the server
+    binds.  Random, so that tests running in parallel rarely pick the same
+    one; Stack.start still tries another port if nginx finds it taken."""
+    import random
+    low = min(_ephemeral_low(), 65536)
+    if low - 20000 >= 1000:
+        for _ in range(200):
+            port = random.randrange(20000, low)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -77,7 +102,21 @@ class Stack:
     def __exit__(self, *exc):
         self.stop(check=exc[0] is None)
 
+    # nginx cannot bind a port that was free a moment ago (another
+    # test's server took it): the stack is started again on another port.
+    PORT_TAKEN = "Address already in use"
+    START_ATTEMPTS = 3
+
     def start(self):
+        for attempt in range(self.START_ATTEMPTS):
+            try:
+                return self.start_once()
+            except AssertionError as e:
+                if self.PORT_TAKEN not in str(e) or attempt + 1 == self.START_ATTEMPTS:
+                    raise
+                self.stop(check=False)
+
+    def start_once(self):
         self.dir = tempfile.mkdtemp(prefix="orders-it-")
         self.runtime = os.path.join(self.dir, "var")
         os.makedirs(self.runtime)
