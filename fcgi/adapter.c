@@ -6,9 +6,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <fcgiapp.h>
 #include <stdio.h>
@@ -236,26 +239,30 @@ static void fcgi_handle_one(struct app *app, struct fcgi_exchange *x, double beg
  * kills the worker with SIGALRM's default action, and the pool replaces it.
  *
  * alarm(n) before and alarm(0) after every request were two system calls
- * per request.  Instead the request loop only stores when the current
- * request began (busy_since_ms, 0 when idle), and one alarm stays armed
- * while requests keep coming: when it fires, the handler compares the
- * clock with busy_since_ms and either ends the process (stuck past the
- * limit), re-arms for the rest of the current request's allowance, or,
- * idle, lets the timer lapse; the loop re-arms it at the next request.
- * Under load that is one alarm() per watchdog period instead of two per
- * request, and an idle worker gets no wake-ups.
+ * per request.  Instead each serving thread only stores when its current
+ * request began (busy_since_ms[thread], 0 when idle), and one alarm stays
+ * armed while requests keep coming: when it fires, the handler looks at the
+ * oldest request in progress and either ends the process (stuck past the
+ * limit), re-arms for the rest of that request's allowance, or, all idle,
+ * lets the timer lapse; the next request re-arms it.  Under load that is
+ * one alarm() per watchdog period instead of two per request, and an idle
+ * worker gets no wake-ups.
  *
- * The handler runs in the request thread (the exporter thread blocks every
- * signal), so it interleaves with the loop only between instructions; the
- * loop writes busy_since_ms before it reads watchdog_armed, so a request
- * that begins while the timer lapses is always covered by one or the other.
- * alarm(), clock_monotonic_ms(), sigaction() and raise() are async-signal-safe,
- * and the atomics are lock-free (checked below).
+ * The handler runs in whichever serving thread the kernel picks (the
+ * exporter thread blocks every signal), concurrently with the others.  The
+ * order that keeps every request covered: a thread stores busy_since_ms
+ * before it swaps watchdog_armed to 1 (and arms when it was 0); the handler
+ * clears watchdog_armed before it reads busy_since_ms.  Either the thread's
+ * swap sees the cleared flag and arms, or the handler's read sees the
+ * request and re-arms (sequentially consistent atomics).  alarm(),
+ * clock_monotonic_ms(), sigaction() and raise() are async-signal-safe, and
+ * the atomics are lock-free (checked below).
  */
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "the watchdog's clock must be lock-free");
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the watchdog's flag must be lock-free");
 
-static _Atomic long long busy_since_ms;     /* CLOCK_MONOTONIC; 0: idle */
-static volatile sig_atomic_t watchdog_armed;
+static _Atomic long long busy_since_ms[FCGI_MAX_THREADS]; /* 0: idle */
+static atomic_int watchdog_armed;
 static unsigned watchdog_limit_s;
 
 static long long watchdog_now_ms(void)
@@ -268,17 +275,23 @@ static void watchdog_fire(int sig)
 {
     (void)sig;
     int saved = errno;
-    long long since = atomic_load(&busy_since_ms);
-    if (since == 0) {
-        watchdog_armed = 0; /* idle: the next request re-arms */
+    atomic_store(&watchdog_armed, 0);
+    long long oldest = 0;
+    for (int i = 0; i < FCGI_MAX_THREADS; i++) {
+        long long since = atomic_load(&busy_since_ms[i]);
+        if (since != 0 && (oldest == 0 || since < oldest))
+            oldest = since;
+    }
+    if (oldest == 0) { /* all idle: the next request re-arms */
         errno = saved;
         return;
     }
     long long limit_ms = (long long)watchdog_limit_s * 1000;
-    long long left_ms = since + limit_ms - watchdog_now_ms();
+    long long left_ms = oldest + limit_ms - watchdog_now_ms();
     if (left_ms > 0) {
         /* a later request than the one the timer was set for: give it the
          * rest of its own allowance (alarm's resolution is a second) */
+        atomic_store(&watchdog_armed, 1);
         alarm((unsigned)((left_ms + 999) / 1000));
         errno = saved;
         return;
@@ -313,145 +326,258 @@ static int watchdog_install(unsigned limit_s)
 
 /* now_ms: CLOCK_MONOTONIC, read once per request for the watchdog and the
  * scoreboard together (on a busy VM a clock read costs ~100 ns). */
-static void watchdog_begin(double now_ms)
+static void watchdog_begin(int thread, double now_ms)
 {
     if (watchdog_limit_s == 0)
         return;
-    atomic_store(&busy_since_ms, (long long)now_ms + 1); /* as watchdog_now_ms */
-    if (!watchdog_armed) {
-        watchdog_armed = 1;
+    atomic_store(&busy_since_ms[thread], (long long)now_ms + 1); /* as watchdog_now_ms */
+    if (atomic_exchange(&watchdog_armed, 1) == 0)
         alarm(watchdog_limit_s);
+}
+
+static void watchdog_end(int thread)
+{
+    atomic_store(&busy_since_ms[thread], 0);
+}
+
+/*
+ * The serving threads.  One epoll set per worker holds the listening
+ * socket and every connection the worker has accepted, each registered
+ * one-shot: a thread takes the next ready one, serves it (one request, or
+ * one accept), and re-arms it.  So a connection that nginx keeps alive
+ * between requests costs a worker nothing while idle, no thread is parked
+ * on it, and requests are served in the order they became ready, whether
+ * they came on a kept connection or a fresh one: with a thread blocked on
+ * each kept connection instead (libfcgi's own threaded model), nginx,
+ * which reuses its most recently freed connection first, kept a few
+ * threads busy in a loop on its kept connections while the connections it
+ * opened beyond those waited in the accept backlog: POST p99 near 2 s.
+ *
+ * The listening socket is one-shot too, so one thread accepts at a time
+ * and a worker accepts only as fast as its threads come free; several
+ * workers share the socket, and the losers of a race get EAGAIN.
+ */
+#define FCGI_IDLE_TICK_MS 1000   /* a sleeping thread looks at the stop flag */
+#define FCGI_RETIRE_TICK_MS 50   /* ... and, once retiring, at the connections */
+
+/* What the serving threads of one worker share. */
+struct fcgi_pool {
+    volatile sig_atomic_t *stop;   /* set by the worker's SIGTERM handler */
+    unsigned long max_requests;    /* 0: no limit */
+    atomic_ulong served;
+    atomic_bool retiring;          /* no more accepts */
+    atomic_int open_conns;         /* accepted and not yet closed */
+    int epoll_fd;
+    int listen_fd;
+    sigset_t wait_mask;            /* the mask while waiting in epoll */
+    struct scoreboard *sb;         /* this worker's slot of the pool's status */
+};
+
+/* One serving thread: its own FastCGI request and its own app (and so its
+ * own store connection). */
+struct fcgi_thread {
+    struct fcgi_pool *pool;
+    struct app *app;
+    int index;
+    FCGX_Request fr;
+    struct fcgi_exchange *x;
+    pthread_t tid;
+    bool started;
+};
+
+/* True once the worker stops accepting: asked to stop, or recycled after
+ * max_requests.  The first thread to see it takes the listening socket out
+ * of the epoll set; the connections already accepted are served until
+ * nginx closes them. */
+static bool fcgi_retiring(struct fcgi_pool *p)
+{
+    if (atomic_load(&p->retiring))
+        return true;
+    if (!*p->stop && (p->max_requests == 0 || atomic_load(&p->served) < p->max_requests))
+        return false;
+    if (!atomic_exchange(&p->retiring, true))
+        epoll_ctl(p->epoll_fd, EPOLL_CTL_DEL, p->listen_fd, NULL);
+    return true;
+}
+
+static int fcgi_arm(struct fcgi_pool *p, int op, int fd)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.fd = fd};
+    return epoll_ctl(p->epoll_fd, op, fd, &ev);
+}
+
+static void fcgi_close_conn(struct fcgi_pool *p, int fd)
+{
+    close(fd); /* which also takes it out of the epoll set */
+    atomic_fetch_sub(&p->open_conns, 1);
+}
+
+/* The listening socket was ready: accept one connection into the set. */
+static void fcgi_accept_one(struct fcgi_pool *p)
+{
+    int fd = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0) {
+        atomic_fetch_add(&p->open_conns, 1);
+        scoreboard_connection_accepted(p->sb);
+        /* one-shot: its first request is taken by whichever thread is
+         * free when it arrives */
+        if (fcgi_arm(p, EPOLL_CTL_ADD, fd) != 0)
+            fcgi_close_conn(p, fd); /* nginx sees the close before any request */
     }
+    /* EAGAIN: another worker won it; anything else the next try reports
+     * again.  A retiring worker has taken the socket out: then this fails,
+     * as it should. */
+    if (!atomic_load(&p->retiring))
+        fcgi_arm(p, EPOLL_CTL_MOD, p->listen_fd);
 }
 
-static void watchdog_end(void)
+/* A connection was ready: nginx sent a request, or closed it.  The worker
+ * never closes a connection first: nginx asks it to keep every one
+ * (fastcgi_keep_conn on) and closes each itself, right after its response
+ * without upstream keepalive, or after keepalive_time, keepalive_timeout or
+ * keepalive_requests with it (nginx/orders.conf.in).  So stopping,
+ * reloading or recycling never closes a connection nginx is about to send a
+ * request on (no 502 for a POST: nginx never retries one). */
+static void fcgi_serve_conn(struct fcgi_thread *t, int fd)
 {
-    atomic_store(&busy_since_ms, 0);
-}
-
-/* Waits for a connection on the listening socket with SIGTERM/SIGINT
- * deliverable only here (ppoll's mask), so a stop never interrupts a read
- * in the middle of a kept-alive connection.  Returns the connected socket,
- * or -1 when asked to stop. */
-static int fcgi_accept(int listen_fd, volatile sig_atomic_t *stop,
-                       const sigset_t *wait_mask)
-{
-    while (!*stop) {
-        struct pollfd pfd = {.fd = listen_fd, .events = POLLIN};
-        int n = ppoll(&pfd, 1, NULL, wait_mask);
-        if (n < 0 && errno != EINTR)
-            return -1;
-        if (n <= 0)
-            continue;
-        /* Several workers poll one socket; the losers get EAGAIN. */
-        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd >= 0)
-            return fd;
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-            errno != ECONNABORTED)
-            return -1;
-    }
-    return -1;
-}
-
-/* Blocks until nginx either sends the next request on a kept connection
- * (true) or closes it (false: EOF or an error).  SIGTERM is blocked here,
- * as in libfcgi's own read, and the watchdog's SA_RESTART resumes it. */
-static bool fcgi_next_request_coming(int fd)
-{
+    struct fcgi_pool *p = t->pool;
     char c;
     ssize_t n;
     do {
-        n = recv(fd, &c, 1, MSG_PEEK);
+        n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
-    return n > 0;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        fcgi_arm(p, EPOLL_CTL_MOD, fd); /* not ready after all */
+        return;
+    }
+    if (n <= 0) { /* nginx closed it: EOF, or an error */
+        fcgi_close_conn(p, fd);
+        return;
+    }
+    FCGX_Request *fr = &t->fr;
+    fr->ipcFd = fd;
+    /* FCGX_Accept_r would close the connection after the request unless
+     * told to keep it. */
+    fr->keepConnection = 1;
+    /* With no listening socket of its own libfcgi cannot accept: on a
+     * broken request it closes the connection and returns < 0. */
+    if (FCGX_Accept_r(fr) < 0) {
+        fr->ipcFd = -1;
+        atomic_fetch_sub(&p->open_conns, 1);
+        return;
+    }
+    double begun_ms = clock_monotonic_ms();
+    watchdog_begin(t->index, begun_ms);
+    fcgi_handle_one(t->app, t->x, begun_ms);
+    FCGX_Finish_r(fr); /* keeps the connection open */
+    watchdog_end(t->index);
+    fr->ipcFd = -1;
+    atomic_fetch_add(&p->served, 1);
+    if (fcgi_arm(p, EPOLL_CTL_MOD, fd) != 0)
+        fcgi_close_conn(p, fd); /* cannot happen short of a kernel out of memory */
 }
 
-/* The worker accepts connections itself and hands each to libfcgi, which
- * is given no listening socket of its own.  libfcgi alone would, when nginx
- * closes a kept-alive connection, go straight back to accept() inside
- * FCGX_Accept_r; and a stop signal arriving while it reads a kept-alive
- * connection makes it close that connection under nginx's feet, which turns
- * the next request nginx sends on it into a 502 (nginx never retries a
- * POST).  Here the worker never closes a connection first: nginx asks it to
- * keep every connection (fastcgi_keep_conn on) and, having no upstream
- * keepalive cache (nginx/orders.conf.in says why), closes each one itself
- * right after its response; stop (SIGTERM), reload and recycling all wait
- * for that close, then the worker exits instead of accepting again.  The
- * same holds if upstream keepalive is ever turned back on: then nginx's
- * keepalive_requests and keepalive_timeout bound the wait. */
-unsigned long fcgi_serve(struct app *app, volatile sig_atomic_t *stop,
-                         unsigned long max_requests, unsigned watchdog_s,
-                         int (*on_ready)(void), struct scoreboard *sb)
+/* One thread's loop: the next ready connection or accept, until the worker
+ * retires and nginx has closed every connection it had. */
+static void fcgi_thread_serve(struct fcgi_thread *t)
 {
-    FCGX_Request fr;
-    unsigned long served = 0;
-    sigset_t blocked, wait_mask;
+    struct fcgi_pool *p = t->pool;
+    for (;;) {
+        bool retiring = fcgi_retiring(p);
+        if (retiring && atomic_load(&p->open_conns) == 0)
+            break;
+        struct epoll_event ev;
+        /* SIGTERM/SIGINT are deliverable only here (the mask), so a stop
+         * never interrupts a request. */
+        int n = epoll_pwait(p->epoll_fd, &ev, 1,
+                            retiring ? FCGI_RETIRE_TICK_MS : FCGI_IDLE_TICK_MS,
+                            &p->wait_mask);
+        if (n < 0 && errno != EINTR) {
+            *p->stop = 1; /* a broken epoll set: retire, the pool replaces us */
+            continue;
+        }
+        if (n <= 0)
+            continue;
+        if (ev.data.fd == p->listen_fd)
+            fcgi_accept_one(p);
+        else
+            fcgi_serve_conn(t, ev.data.fd);
+    }
+}
+
+static void *fcgi_thread_main(void *arg)
+{
+    fcgi_thread_serve(arg);
+    return NULL;
+}
+
+unsigned long fcgi_serve(struct app *const *apps, int threads,
+                         volatile sig_atomic_t *stop, unsigned long max_requests,
+                         unsigned watchdog_s, int (*on_ready)(void),
+                         struct scoreboard *sb)
+{
+    if (threads < 1 || threads > FCGI_MAX_THREADS)
+        return 0;
+    struct fcgi_pool pool = {.stop = stop, .max_requests = max_requests,
+                             .epoll_fd = -1, .listen_fd = 0, .sb = sb};
+    atomic_init(&pool.served, 0);
+    atomic_init(&pool.retiring, false);
+    atomic_init(&pool.open_conns, 0);
+    struct fcgi_thread *t = calloc((size_t)threads, sizeof *t);
+    sigset_t blocked;
     sigemptyset(&blocked);
     sigaddset(&blocked, SIGTERM);
     sigaddset(&blocked, SIGINT);
-    struct fcgi_exchange *x = malloc(sizeof *x);
-    if (x == NULL || sigprocmask(SIG_BLOCK, &blocked, &wait_mask) != 0 ||
-        FCGX_Init() != 0 || FCGX_InitRequest(&fr, -1, 0) != 0) {
-        free(x);
-        return 0;
-    }
-    sigdelset(&wait_mask, SIGTERM);
-    sigdelset(&wait_mask, SIGINT);
-    int flags = fcntl(0, F_GETFL);
-    if (flags < 0 || fcntl(0, F_SETFL, flags | O_NONBLOCK) != 0 ||
-        watchdog_install(watchdog_s) != 0) {
-        free(x);
-        return 0;
-    }
-    x->fr = &fr;
-    x->sb = sb;
-    scoreboard_worker_ready(sb);
-    if (on_ready != NULL && on_ready() != 0) {
-        /* The master would count this worker as never started. */
-        FCGX_Free(&fr, 1);
-        free(x);
-        return 0;
-    }
-    bool fresh = false; /* ipcFd was just accepted: its request is coming */
-    for (;;) {
-        /* After a response on a kept connection, wait for what nginx does
-         * next.  Done here rather than in FCGX_Accept_r: libfcgi answers
-         * EOF with shutdown, poll, read, close and an accept on the absent
-         * listening socket; this is one recv and one close.  A response is
-         * never cut short by it: nginx has already closed its end. */
-        if (fr.ipcFd >= 0 && !fresh && !fcgi_next_request_coming(fr.ipcFd)) {
-            close(fr.ipcFd);
-            fr.ipcFd = -1;
+    int flags = fcntl(pool.listen_fd, F_GETFL);
+    bool ok = t != NULL && sigprocmask(SIG_BLOCK, &blocked, &pool.wait_mask) == 0 &&
+              FCGX_Init() == 0 && flags >= 0 &&
+              fcntl(pool.listen_fd, F_SETFL, flags | O_NONBLOCK) == 0 &&
+              watchdog_install(watchdog_s) == 0 &&
+              (pool.epoll_fd = epoll_create1(EPOLL_CLOEXEC)) >= 0 &&
+              fcgi_arm(&pool, EPOLL_CTL_ADD, pool.listen_fd) == 0;
+    sigdelset(&pool.wait_mask, SIGTERM);
+    sigdelset(&pool.wait_mask, SIGINT);
+    int ready = 0; /* threads whose request and exchange are set up */
+    for (; ok && ready < threads; ready++) {
+        t[ready].pool = &pool;
+        t[ready].app = apps[ready];
+        t[ready].index = ready;
+        t[ready].x = malloc(sizeof *t[ready].x);
+        if (t[ready].x == NULL || FCGX_InitRequest(&t[ready].fr, -1, 0) != 0) {
+            free(t[ready].x);
+            break;
         }
-        if (fr.ipcFd < 0) {
-            bool retiring = *stop || (max_requests != 0 && served >= max_requests);
-            int fd = retiring ? -1 : fcgi_accept(0, stop, &wait_mask);
-            if (fd < 0)
-                break;
-            scoreboard_connection_accepted(sb);
-            fr.ipcFd = fd;
-            fresh = true;
-            /* FCGX_Accept_r first finishes the "previous" request and
-             * closes the connection unless keepConnection is set. */
-            fr.keepConnection = 1;
-        }
-        /* With no listening socket libfcgi cannot accept: when the
-         * connection ends it returns < 0 with ipcFd closed (-1). */
-        int accepted = FCGX_Accept_r(&fr);
-        fresh = false;
-        if (accepted < 0) {
-            fr.ipcFd = -1;
-            continue;
-        }
-        double begun_ms = clock_monotonic_ms();
-        watchdog_begin(begun_ms);
-        fcgi_handle_one(app, x, begun_ms);
-        FCGX_Finish_r(&fr);
-        watchdog_end();
-        served++;
+        t[ready].x->fr = &t[ready].fr;
+        t[ready].x->sb = sb;
     }
-    FCGX_Free(&fr, 1);
-    free(x);
-    return served;
+    /* The master would count this worker as never started when any of it
+     * failed, or when on_ready does. */
+    if (ok && ready == threads)
+        scoreboard_worker_ready(sb, threads);
+    ok = ok && ready == threads && (on_ready == NULL || on_ready() == 0);
+    /* Threads inherit the mask: SIGTERM/SIGINT only in epoll_pwait.
+     * Thread 0 is this one. */
+    for (int i = 1; ok && i < threads; i++) {
+        if (pthread_create(&t[i].tid, NULL, fcgi_thread_main, &t[i]) != 0) {
+            /* serve with the threads there are, and retire at once so that
+             * the pool replaces this worker */
+            fprintf(stderr, "orders-fcgi: cannot start a serving thread\n");
+            *stop = 1;
+            break;
+        }
+        t[i].started = true;
+    }
+    if (ok)
+        fcgi_thread_serve(&t[0]);
+    for (int i = 1; i < threads; i++)
+        if (t[i].started)
+            pthread_join(t[i].tid, NULL);
+    for (int i = 0; i < ready; i++) {
+        FCGX_Free(&t[i].fr, 1);
+        free(t[i].x);
+    }
+    if (pool.epoll_fd >= 0)
+        close(pool.epoll_fd);
+    free(t);
+    return atomic_load(&pool.served);
 }

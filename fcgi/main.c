@@ -7,7 +7,8 @@
  *
  * The listening socket is fd 0, as spawn-fcgi leaves it.  Configuration is
  * the environment (core/config.h); WORKERS sets the pool size (default: the
- * number of CPUs), WORKER_MAX_REQUESTS recycles a worker after that many
+ * number of CPUs), WORKER_THREADS the serving threads in each (default 4,
+ * fcgi/adapter.h), WORKER_MAX_REQUESTS recycles a worker after that many
  * requests (default 0: never), WORKER_USER names the account workers run
  * as when started as root (default www-data).
  *
@@ -21,6 +22,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,11 @@
 /* nginx answers 504 at REQUEST_TIMEOUT; a worker still busy a little later
  * is stuck, and the watchdog's SIGALRM ends it so the pool replaces it. */
 #define WATCHDOG_GRACE_S 5
+/* Serving threads per worker (WORKER_THREADS): enough that the connections
+ * nginx keeps alive to the pool (UPSTREAM_KEEPALIVE per nginx worker) park
+ * only some of them, with threads to spare for fresh connections
+ * (README.md, "Performance"). */
+#define WORKER_THREADS_DEFAULT 4
 
 static volatile sig_atomic_t worker_stop;
 
@@ -73,7 +80,7 @@ static int worker_install_signals(void)
     return sigaction(SIGPIPE, &sa, NULL);
 }
 
-static struct store *open_migrated_store(const struct config *cfg)
+static struct store *open_store(const struct config *cfg, bool migrate)
 {
     char err[512];
     const struct store_options opt = {.location = cfg->database_path,
@@ -85,7 +92,7 @@ static struct store *open_migrated_store(const struct config *cfg)
         fprintf(stderr, "orders-fcgi: cannot open database %s\n", err);
         return NULL;
     }
-    if (store_migrate(st, err, sizeof err) != STORE_OK) {
+    if (migrate && store_migrate(st, err, sizeof err) != STORE_OK) {
         fprintf(stderr, "orders-fcgi: %s\n", err);
         store_close(st);
         return NULL;
@@ -96,6 +103,7 @@ static struct store *open_migrated_store(const struct config *cfg)
 struct worker_args {
     const struct config *cfg;
     unsigned long max_requests;
+    int threads;
     struct metrics *metrics; /* shared by the whole pool */
     struct scoreboard *scoreboard; /* the pool's status, or NULL */
 };
@@ -114,42 +122,86 @@ static char *pool_metrics_text(void *ctx, size_t *len)
     return scoreboard_render_metrics(wa->scoreboard, 0, len);
 }
 
+/* What one serving thread uses: its own store connection (a store is used
+ * by one thread, core/store.h) and its own app around it. */
+struct worker_thread_state {
+    struct store *store;
+    struct app app;
+    bool app_ready;
+};
+
+static void worker_threads_free(struct worker_thread_state *ts, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (ts[i].app_ready)
+            app_free(&ts[i].app);
+        if (ts[i].store != NULL)
+            store_close(ts[i].store);
+    }
+    free(ts);
+}
+
+/* Opens a store and builds an app for each serving thread; the first
+ * store applies the migrations.  NULL after a line on stderr. */
+static struct worker_thread_state *worker_threads_new(const struct worker_args *wa,
+                                                      const struct auth_key_source *keys)
+{
+    struct worker_thread_state *ts = calloc((size_t)wa->threads, sizeof *ts);
+    if (ts == NULL) {
+        fprintf(stderr, "orders-fcgi: out of memory\n");
+        return NULL;
+    }
+    for (int i = 0; i < wa->threads; i++) {
+        char err[256];
+        ts[i].store = open_store(wa->cfg, i == 0);
+        if (ts[i].store == NULL) {
+            worker_threads_free(ts, wa->threads);
+            return NULL;
+        }
+        if (app_init(&ts[i].app, wa->cfg, ts[i].store, keys, err, sizeof err) != 0) {
+            fprintf(stderr, "orders-fcgi: %s\n", err);
+            worker_threads_free(ts, wa->threads);
+            return NULL;
+        }
+        ts[i].app_ready = true;
+        app_use_metrics(&ts[i].app, wa->metrics);
+        if (wa->scoreboard != NULL)
+            ts[i].app.pool = (struct app_pool_report){.ctx = (void *)wa,
+                                                      .status_json = pool_status_json,
+                                                      .metrics_text = pool_metrics_text};
+    }
+    return ts;
+}
+
 static int worker_main(const struct worker_args *wa)
 {
     if (worker_install_signals() != 0 || privileges_drop("orders-fcgi") != 0)
         return 1;
     /* A writer waiting for another's transaction polls the lock every 50 us
      * (adapters/store_sqlite.c); the kernel's default 50 us timer slack would double
-     * each of those naps.  Best effort: without it the wait is only longer. */
+     * each of those naps.  Best effort: without it the wait is only longer.
+     * Set before the serving threads start, which inherit it. */
     prctl(PR_SET_TIMERSLACK, 5000UL, 0UL, 0UL, 0UL);
-    struct store *st = open_migrated_store(wa->cfg);
-    if (st == NULL)
-        return 1;
-    struct app app;
-    char err[256];
     /* The identity provider's key set, as the master fetched it for the
-     * whole pool (fcgi/jwks_share.h). */
+     * whole pool (fcgi/jwks_share.h); every thread's verifier reads it. */
     struct jwks_share *jwks = NULL;
     struct auth_key_source keys;
     if (config_has_jwks(wa->cfg)) {
+        char err[256];
         if ((jwks = jwks_share_attach(err, sizeof err)) == NULL) {
             fprintf(stderr, "orders-fcgi: %s\n", err);
-            store_close(st);
             return 1;
         }
         keys = jwks_share_source(jwks);
     }
-    if (app_init(&app, wa->cfg, st, jwks != NULL ? &keys : NULL, err, sizeof err) != 0) {
-        fprintf(stderr, "orders-fcgi: %s\n", err);
+    struct worker_thread_state *ts = worker_threads_new(wa, jwks != NULL ? &keys : NULL);
+    if (ts == NULL) {
         jwks_share_unmap(jwks);
-        store_close(st);
         return 1;
     }
-    app_use_metrics(&app, wa->metrics);
-    if (wa->scoreboard != NULL)
-        app.pool = (struct app_pool_report){.ctx = (void *)wa,
-                                            .status_json = pool_status_json,
-                                            .metrics_text = pool_metrics_text};
+    struct app *apps[FCGI_MAX_THREADS];
+    for (int i = 0; i < wa->threads; i++)
+        apps[i] = &ts[i].app;
     struct exporter *exp = NULL;
     if (wa->cfg->otlp_endpoint != NULL) {
         exp = exporter_start(wa->cfg->otlp_endpoint, &wa->metrics->spans_exported,
@@ -157,21 +209,21 @@ static int worker_main(const struct worker_args *wa)
         if (exp == NULL)
             fprintf(stderr, "orders-fcgi: trace export disabled: cannot start the exporter\n");
         else
-            app.spans = exporter_sink(exp);
+            for (int i = 0; i < wa->threads; i++)
+                ts[i].app.spans = exporter_sink(exp); /* its queue has a lock */
     }
-    fcgi_serve(&app, &worker_stop, wa->max_requests,
+    fcgi_serve(apps, wa->threads, &worker_stop, wa->max_requests,
                (unsigned)wa->cfg->request_timeout_s + WATCHDOG_GRACE_S,
                pool_worker_ready, wa->scoreboard);
     exporter_stop(exp);
-    app_free(&app);
+    worker_threads_free(ts, wa->threads);
     jwks_share_unmap(jwks);
-    store_close(st);
     return 0;
 }
 
 /* The pool's own settings, read by the common rules (common/settings.h).
  * Returns 0, or -1 after one line on stderr. */
-static int pool_read_settings(int *workers, int *max_requests)
+static int pool_read_settings(int *workers, int *max_requests, int *threads)
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     long fallback = ncpu < 1 ? 1 : ncpu > POOL_MAX_WORKERS ? POOL_MAX_WORKERS : ncpu;
@@ -179,6 +231,7 @@ static int pool_read_settings(int *workers, int *max_requests)
     const struct setting rows[] = {
         SETTING_INT_ROW("WORKERS", fallback, 1, POOL_MAX_WORKERS, workers),
         SETTING_INT_ROW("WORKER_MAX_REQUESTS", 0, 0, 1000000000, max_requests),
+        SETTING_INT_ROW("WORKER_THREADS", WORKER_THREADS_DEFAULT, 1, FCGI_MAX_THREADS, threads),
     };
     if (settings_read(rows, SETTING_COUNT(rows), err, sizeof err) != 0) {
         fprintf(stderr, "orders-fcgi: configuration: %s\n", err);
@@ -191,7 +244,7 @@ static int run_migrate(const struct config *cfg)
 {
     if (privileges_drop("orders-fcgi") != 0)
         return 1;
-    struct store *st = open_migrated_store(cfg);
+    struct store *st = open_store(cfg, true);
     if (st == NULL)
         return 1;
     int applied = 0;
@@ -203,12 +256,13 @@ static int run_migrate(const struct config *cfg)
 
 static int run_worker(const struct config *cfg)
 {
-    int workers, max_requests;
-    if (pool_read_settings(&workers, &max_requests) != 0)
+    int workers, max_requests, threads;
+    if (pool_read_settings(&workers, &max_requests, &threads) != 0)
         return 1;
     struct worker_args wa = {
         .cfg = cfg,
         .max_requests = (unsigned long)max_requests,
+        .threads = threads,
         .metrics = shared_metrics_attach(),
     };
     if (wa.metrics == NULL)
@@ -221,8 +275,8 @@ static int run_worker(const struct config *cfg)
 
 static int run_master(const struct config *cfg, const char *argv0)
 {
-    int workers, max_requests; /* the workers read the latter again */
-    if (pool_read_settings(&workers, &max_requests) != 0)
+    int workers, max_requests, threads; /* the workers read the last two again */
+    if (pool_read_settings(&workers, &max_requests, &threads) != 0)
         return 1;
     char *path = realpath(argv0, NULL);
     if (path == NULL) {

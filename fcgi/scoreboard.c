@@ -2,6 +2,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <pthread.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -72,6 +73,15 @@ struct scoreboard {
     int self;        /* a worker's slot; -1 in the master */
     int diag_fd;     /* NETLINK_SOCK_DIAG, opened on first use */
     double pss_sampled_ms;
+    /* A worker's serving threads share its slot (fcgi/adapter.c): under
+     * this lock, the one writer of the slot's record at a time, how many
+     * of them are in a request, and which one's request the slot shows:
+     * the oldest still running (a stuck request stays in view however many
+     * others come and go), else the last one begun. */
+    pthread_mutex_t lock;
+    int threads, busy;
+    pthread_t shown;
+    bool shown_running;
 };
 
 static struct scoreboard *sb_new(void)
@@ -80,6 +90,8 @@ static struct scoreboard *sb_new(void)
     if (sb != NULL) {
         sb->fd = sb->diag_fd = -1;
         sb->self = -1;
+        sb->threads = 1;
+        pthread_mutex_init(&sb->lock, NULL); /* cannot fail without attributes */
     }
     return sb;
 }
@@ -131,6 +143,7 @@ void scoreboard_destroy(struct scoreboard *sb)
         close(sb->fd);
     if (sb->diag_fd >= 0)
         close(sb->diag_fd);
+    pthread_mutex_destroy(&sb->lock);
     free(sb);
 }
 
@@ -395,11 +408,13 @@ static struct sb_slot *sb_self(struct scoreboard *sb)
     return sb == NULL ? NULL : sb_slot(sb, sb->self);
 }
 
-void scoreboard_worker_ready(struct scoreboard *sb)
+void scoreboard_worker_ready(struct scoreboard *sb, int threads)
 {
     struct sb_slot *s = sb_self(sb);
-    if (s != NULL)
-        atomic_store(&s->state, WORKER_IDLE);
+    if (s == NULL)
+        return;
+    sb->threads = threads < 1 ? 1 : threads;
+    atomic_store(&s->state, WORKER_IDLE);
 }
 
 void scoreboard_connection_accepted(struct scoreboard *sb)
@@ -413,13 +428,19 @@ void scoreboard_request_begin(struct scoreboard *sb, const char *method, double 
     struct sb_slot *s = sb_self(sb);
     if (s == NULL)
         return;
-    sb_write_begin(s);
-    sb_copy(s->method, sizeof s->method, method);
-    s->route[0] = '\0';
-    s->request_started_ms = now_ms;
-    s->duration_ms = 0;
-    s->status = 0;
-    sb_write_end(s);
+    pthread_mutex_lock(&sb->lock);
+    sb->busy++;
+    if (!sb->shown_running) {
+        sb->shown = pthread_self();
+        sb->shown_running = true;
+        sb_write_begin(s);
+        sb_copy(s->method, sizeof s->method, method);
+        s->route[0] = '\0';
+        s->request_started_ms = now_ms;
+        s->duration_ms = 0;
+        s->status = 0;
+        sb_write_end(s);
+    }
     atomic_store(&s->state, WORKER_ACTIVE);
     /* How many are busy now, this one included: a scan of the slots'
      * states, a few cache lines, rather than a counter that a worker
@@ -431,10 +452,13 @@ void scoreboard_request_begin(struct scoreboard *sb, const char *method, double 
     int max = atomic_load_explicit(&sh->max_active, memory_order_relaxed);
     while (active > max && !atomic_compare_exchange_weak(&sh->max_active, &max, active))
         ;
-    /* Every worker busy: the next connection waits in the listen queue.
-     * Counted once per episode, which ends when any worker gets free. */
-    if (active >= sh->workers && !atomic_exchange(&sh->all_busy, true))
+    /* Every worker busy, and every thread of this one: the next connection
+     * may wait in the listen queue.  Counted once per episode, which ends
+     * when any thread gets free. */
+    if (active >= sh->workers && sb->busy >= sb->threads &&
+        !atomic_exchange(&sh->all_busy, true))
         atomic_fetch_add_explicit(&sh->saturated, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&sb->lock);
 }
 
 void scoreboard_request_routed(struct scoreboard *sb, const char *route)
@@ -442,9 +466,13 @@ void scoreboard_request_routed(struct scoreboard *sb, const char *route)
     struct sb_slot *s = sb_self(sb);
     if (s == NULL)
         return;
-    sb_write_begin(s);
-    sb_copy(s->route, sizeof s->route, route);
-    sb_write_end(s);
+    pthread_mutex_lock(&sb->lock);
+    if (sb->shown_running && pthread_equal(sb->shown, pthread_self())) {
+        sb_write_begin(s);
+        sb_copy(s->route, sizeof s->route, route);
+        sb_write_end(s);
+    }
+    pthread_mutex_unlock(&sb->lock);
 }
 
 void scoreboard_request_end(struct scoreboard *sb, int status, double now_ms)
@@ -452,14 +480,20 @@ void scoreboard_request_end(struct scoreboard *sb, int status, double now_ms)
     struct sb_slot *s = sb_self(sb);
     if (s == NULL)
         return;
-    sb_write_begin(s);
-    s->duration_ms = now_ms - s->request_started_ms;
-    s->status = status;
-    sb_write_end(s);
+    pthread_mutex_lock(&sb->lock);
+    if (sb->shown_running && pthread_equal(sb->shown, pthread_self())) {
+        sb->shown_running = false;
+        sb_write_begin(s);
+        s->duration_ms = now_ms - s->request_started_ms;
+        s->status = status;
+        sb_write_end(s);
+    }
     atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
-    atomic_store(&s->state, WORKER_IDLE);
+    if (--sb->busy == 0)
+        atomic_store(&s->state, WORKER_IDLE);
     if (atomic_load_explicit(&sb->sh->all_busy, memory_order_relaxed))
         atomic_store(&sb->sh->all_busy, false);
+    pthread_mutex_unlock(&sb->lock);
 }
 
 /* ---- reading ------------------------------------------------------------ */

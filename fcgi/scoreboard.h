@@ -70,8 +70,11 @@ struct scoreboard *scoreboard_attach(void);
 void scoreboard_detach(struct scoreboard *sb);
 
 /* The worker's life, in its own slot.  sb may be NULL (no pool): then
- * every call does nothing. */
-void scoreboard_worker_ready(struct scoreboard *sb);
+ * every call does nothing.  The worker's serving threads (threads of them)
+ * share the slot: it is active while any of them serves a request, and
+ * shows the oldest request still running (else the last one); the calls
+ * below are safe from any of them. */
+void scoreboard_worker_ready(struct scoreboard *sb, int threads);
 void scoreboard_connection_accepted(struct scoreboard *sb);
 void scoreboard_request_begin(struct scoreboard *sb, const char *method,
                               double now_ms);

@@ -559,7 +559,7 @@ class InstallLayout(unittest.TestCase):
         self.assertIn("alias %s/index.html;" % os.path.join(inst.share, "docs"), text)
         self.assertNotRegex(text, r"@[A-Z_]+@")
         for bad, name in (("REQUEST_TIMEOUT=30s", "REQUEST_TIMEOUT"),
-                          ("REQUEST_TIMEOUT=5\nWORKERS=2\nUPSTREAM_KEEPALIVE=2", "UPSTREAM_KEEPALIVE")):
+                          ("REQUEST_TIMEOUT=5\nUPSTREAM_KEEPALIVE=eight", "UPSTREAM_KEEPALIVE")):
             with open(settings, "w") as f:
                 f.write(bad + "\n")
             p = run([tool, "--settings", settings], env=env, check=False)

@@ -676,8 +676,12 @@ class PoolStatus(unittest.TestCase):
         """Worker A holds a create that waits for the database lock, worker
         B is stopped: GET /status and three health checks queue up.  B,
         continued, takes /status first (the queue is FIFO) and reports both
-        workers active and the three connections still waiting."""
-        with Stack(workers=2, env={"DB_BUSY_TIMEOUT_MS": "15000"}) as s:
+        workers active and the three connections still waiting.  One serving
+        thread per worker, so that one held request saturates it, and one
+        connection per request, so that the others wait in the listen queue
+        rather than on a connection nginx keeps to the held worker."""
+        with Stack(workers=2, env={"DB_BUSY_TIMEOUT_MS": "15000", "WORKER_THREADS": "1",
+                                   "UPSTREAM_KEEPALIVE": "0"}) as s:
             tok = s.token()
             idle = s.request("GET", "/status?full")
             self.assertEqual(idle.status, 200, idle)

@@ -227,7 +227,8 @@ class StopAndReload(unittest.TestCase):
             self.assertGreater(len(statuses), 20)
             self.assertEqual([x for x in statuses if x != 201], [])
             # The last reload completes once its new workers are ready, and
-            # the old ones leave after their connection: both take a moment.
+            # the old ones leave once nginx has closed the connections it
+            # keeps alive to them (keepalive_time, nginx/orders.conf.in).
             after = s.wait_for(lambda: (lambda w: w if len(w) == 2 and not (before & w) else None)(
                 set(pool_workers(s))), timeout=10, what="two workers, all new")
             self.assertFalse(before & after, "reload replaced every worker")
@@ -288,10 +289,13 @@ class ReloadToBrokenBinary(unittest.TestCase):
             self.assertIn("exited before it was ready", failed["reason"])
             self.assertEqual(failed["exit_code"], 1)
             self.assertEqual(failed["binary"], self.binary)
-            for _ in range(15):
+            # A recycled worker serves on the connections nginx keeps alive
+            # to it until nginx closes them (keepalive_time), so the
+            # requests go on until three have been replaced.
+            def recycled_three():
                 self.assertEqual(s.request("GET", "/healthz").status, 200)
-            s.wait_for(lambda: len(log_lines_with(s, "worker exited (recycled)")) >= 3, timeout=10,
-                       what="recycled workers")
+                return len(log_lines_with(s, "worker exited (recycled)")) >= 3
+            s.wait_for(recycled_three, timeout=20, what="recycled workers")
             s.wait_for(lambda: len(pool_workers(s)) == 2, timeout=5, what="a full pool")
             self.assertEqual(log_lines_with(s, "worker died"), [],
                              "a replacement came from the broken binary")

@@ -109,8 +109,8 @@ START_TEST(test_requests_and_saturation)
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(worker_of(doc, 1001), "request")));
     cJSON_Delete(doc);
 
-    scoreboard_worker_ready(a);
-    scoreboard_worker_ready(b);
+    scoreboard_worker_ready(a, 1);
+    scoreboard_worker_ready(b, 1);
     scoreboard_connection_accepted(a);
     scoreboard_request_begin(a, "POST", 100.0);
     scoreboard_request_routed(a, "POST /orders");
