@@ -98,7 +98,7 @@ trap 'exit 143' TERM
 # ---- the benchmark's own programs
 cflags=(-O2 -Wall -Wextra -Werror -std=c17 -D_GNU_SOURCE)
 # shellcheck disable=SC2046
-gcc "${cflags[@]}" -o "$tmp/empty_responder" "$here/empty_responder.c" \
+gcc "${cflags[@]}" -pthread -o "$tmp/empty_responder" "$here/empty_responder.c" \
     $(pkg-config --cflags --libs fcgi)
 # shellcheck disable=SC2046
 gcc "${cflags[@]}" -o "$tmp/storage_limit" "$here/storage_limit.c" \
