@@ -55,7 +55,8 @@ bool idempotency_key_parse(const char *value, int count,
             *why = "Idempotency-Key must be at most 255 characters";
             return false;
         }
-        memcpy(out, value, len);
+        if (len > 0) /* value may be NULL (no header) */
+            memcpy(out, value, len);
         o = len;
     }
     if (o == 0) {
