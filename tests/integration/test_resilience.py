@@ -202,7 +202,10 @@ class StopAndReload(unittest.TestCase):
         s.tok = s.token()
         try:
             with Load(s, threads=4, make=lambda st: st.request("GET", "/orders?limit=5", token=st.tok)) as load:
-                time.sleep(1.5)
+                # The stop comes once the load is really being served (a
+                # fixed pause saw only 4 answers under ASan on a busy machine).
+                s.wait_for(lambda: load.statuses().count(200) > 10, timeout=15,
+                           what="more than 10 answers before the stop")
                 s.proc.send_signal(signal.SIGTERM)
                 rc = s.proc.wait(30)
             self.assertEqual(rc, 0)
