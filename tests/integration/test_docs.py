@@ -40,7 +40,7 @@ ORDERS_OPERATIONS = {("POST", "/orders"), ("GET", "/orders"), ("GET", "/orders/{
 class Browser:
     """One headless Chromium and a DevTools session on its first page."""
 
-    def __init__(self, timeout=30):
+    def __init__(self, timeout=60):
         self.timeout = timeout
         self.profile = tempfile.mkdtemp(prefix="orders-chromium-")
         self.proc = subprocess.Popen(
@@ -86,13 +86,19 @@ class Browser:
         self.ws.send(json.dumps({"id": mid, "method": method, "params": params}))
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
-            msg = json.loads(self.ws.recv())
+            # One wait for the answer, however long the page keeps Chromium
+            # busy (on a loaded machine, over the socket's own 10 s).
+            self.ws.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                msg = json.loads(self.ws.recv())
+            except websocket.WebSocketTimeoutException:
+                break
             if msg.get("id") == mid:
                 if "error" in msg:
                     raise AssertionError("%s: %s" % (method, msg["error"]))
                 return msg.get("result", {})
             self.events.append(msg)
-        raise AssertionError("no answer to %s" % method)
+        raise AssertionError("no answer to %s within %ss" % (method, self.timeout))
 
     def evaluate(self, expression):
         r = self.send("Runtime.evaluate", expression=expression, returnByValue=True,
