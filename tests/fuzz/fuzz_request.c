@@ -9,6 +9,10 @@
  *   method '\n' path '\n' query '\n' content-type '\n' authorization '\n'
  *   traceparent '\n' body
  *
+ * A traceparent field starting with '~' carries the headers of version 2
+ * instead: "~idempotency-key|if-match|if-none-match" (an empty part is an
+ * absent header; a key starting with '+' came twice).
+ *
  * Missing trailing fields are absent.  An empty content-type,
  * authorization or traceparent is an absent header (what the adapter in
  * fcgi/ passes on); an empty body is no body.  A method starting with '!'
@@ -211,8 +215,8 @@ static const char *optional(const char *f)
 
 static bool status_in_contract(int status)
 {
-    static const int codes[] = {200, 201, 400, 401, 403, 404, 405, 409, 413,
-                                415, 503};
+    static const int codes[] = {200, 201, 304, 400, 401, 403, 404, 405, 409, 412,
+                                413, 415, 422, 503};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
         if (status == codes[i])
             return true;
@@ -226,6 +230,11 @@ static void check_response(const struct request *req, const struct response *res
                 req->path, res->status, (int)(res->body_len < 2000 ? res->body_len : 2000),
                 res->body ? res->body : "");
         abort();
+    }
+    if (res->status == 304) { /* If-None-Match: no body, the ETag */
+        CHECK(res->body == NULL && res->content_type == NULL);
+        CHECK(response_header(res, "ETag") != NULL);
+        return;
     }
     CHECK(res->body != NULL && res->body_len > 0);
     CHECK(res->content_type != NULL);
@@ -249,6 +258,12 @@ static void check_response(const struct request *req, const struct response *res
         CHECK(response_header(res, "WWW-Authenticate") != NULL);
     if (res->status == 405)
         CHECK(response_header(res, "Allow") != NULL);
+    /* Every answer with one order has its strong ETag. */
+    if (res->status == 201 || (res->status == 200 && strncmp(req->path, "/orders/", 8) == 0 &&
+                               req->path[8] != '\0')) {
+        const char *etag = response_header(res, "ETag");
+        CHECK(etag != NULL && strncmp(etag, "\"v", 2) == 0);
+    }
     if (res->status == 201) {
         const char *loc = response_header(res, "Location");
         CHECK(loc != NULL && strncmp(loc, "/orders/", 8) == 0 &&
@@ -308,6 +323,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (strcmp(req.authorization, tokens[i].name) == 0)
             req.authorization = tokens[i].header;
     req.traceparent = optional(tparent);
+    if (tparent != NULL && tparent[0] == '~') {
+        req.traceparent = NULL;
+        char *parts[3] = {tparent + 1, NULL, NULL};
+        for (int i = 1; i < 3 && parts[i - 1] != NULL; i++) {
+            char *bar = strchr(parts[i - 1], '|');
+            if (bar != NULL) {
+                *bar = '\0';
+                parts[i] = bar + 1;
+            }
+        }
+        req.idempotency_key = optional(parts[0]);
+        req.idempotency_key_count = req.idempotency_key ? 1 : 0;
+        if (req.idempotency_key && req.idempotency_key[0] == '+') {
+            req.idempotency_key++;
+            req.idempotency_key_count = 2;
+        }
+        req.if_match = optional(parts[1]);
+        req.if_none_match = optional(parts[2]);
+    }
     req.request_id = "fuzz";
     /* The body in its own exact-size allocation, so that ASan sees a read
      * past its end (the adapter's is not NUL-terminated either). */
