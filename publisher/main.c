@@ -10,7 +10,8 @@
  *   RUNTIME_DIR                 ./var      where the database lives by default
  *   DATABASE_PATH               $RUNTIME_DIR/orders.db
  *   DB_SYNCHRONOUS              full       or normal (see the contract)
- *   EVENT_SINK                  stdout     stdout | file:PATH | http(s)://URL
+ *   EVENT_SINK                  stdout     stdout | file:PATH | http(s)://URL |
+ *                                          amqp(s)://URL | nats://URL | tls://URL
  *                                          (adapters/sinks.h has the table)
  *   LOG_LEVEL                   info       debug | info | warn | error
  *   PUBLISHER_BATCH             256        events per batch: one fsync and
@@ -66,7 +67,8 @@ static void main_usage(FILE *out)
     fputs("usage: orders-publisher [--once | --check-config] [--help] [--version]\n"
           "\n"
           "Delivers the Orders Service's events, in commit order and at least once,\n"
-          "to EVENT_SINK (stdout, file:PATH or an http(s):// URL) as CloudEvents 1.0.\n"
+          "to EVENT_SINK (stdout, file:PATH, an http(s):// URL, RabbitMQ at amqp(s)://\n"
+          "or NATS JetStream at nats:// or tls://) as CloudEvents 1.0.\n"
           "\n"
           "  --once     deliver everything deliverable now, then exit (status 1 if\n"
           "             the sink failed and events remain)\n"
