@@ -129,6 +129,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     cfg.database_path = db_path;
     cfg.synchronous_full = false; /* speed; durability is not under test */
     cfg.jwt_secret = (unsigned char *)SECRET;
+    cfg.idempotency_ttl_ms = IDEMPOTENCY_TTL_HOURS_DEFAULT * 3600LL * 1000;
     cfg.jwt_secret_len = sizeof SECRET - 1;
     cfg.jwt_algorithm = (char *)"HS256";
     cfg.event_sink = (char *)"stdout";
