@@ -355,7 +355,13 @@ static void watchdog_end(int thread)
  *
  * The listening socket is one-shot too, so one thread accepts at a time
  * and a worker accepts only as fast as its threads come free; several
- * workers share the socket, and the losers of a race get EAGAIN.
+ * workers share the socket, and the losers of a race get EAGAIN.  A thread
+ * that accepted leaves the listening socket disarmed until the new
+ * connection's first request has been taken by a thread: re-armed at once,
+ * the socket could hand the same thread (epoll finds the listening socket
+ * ready before nginx has written on the new connection) a second
+ * connection, and a third, which then wait behind whatever request that
+ * thread serves next, however long, while other workers sit idle.
  */
 #define FCGI_IDLE_TICK_MS 1000   /* a sleeping thread looks at the stop flag */
 #define FCGI_RETIRE_TICK_MS 50   /* ... and, once retiring, at the connections */
@@ -400,10 +406,24 @@ static bool fcgi_retiring(struct fcgi_pool *p)
     return true;
 }
 
-static int fcgi_arm(struct fcgi_pool *p, int op, int fd)
+/* An epoll entry's data: the descriptor, and whether it is a connection
+ * whose first request has not been taken yet (fresh). */
+#define FCGI_FRESH ((uint64_t)1 << 32)
+
+static int fcgi_arm(struct fcgi_pool *p, int op, int fd, bool fresh)
 {
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.fd = fd};
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT,
+                             .data.u64 = (uint32_t)fd | (fresh ? FCGI_FRESH : 0)};
     return epoll_ctl(p->epoll_fd, op, fd, &ev);
+}
+
+/* Accepting again, once the last connection accepted has had its first
+ * request taken (or was closed).  A retiring worker has taken the socket
+ * out: then this fails, as it should. */
+static void fcgi_resume_accepting(struct fcgi_pool *p)
+{
+    if (!atomic_load(&p->retiring))
+        fcgi_arm(p, EPOLL_CTL_MOD, p->listen_fd, false);
 }
 
 static void fcgi_close_conn(struct fcgi_pool *p, int fd)
@@ -420,15 +440,14 @@ static void fcgi_accept_one(struct fcgi_pool *p)
         atomic_fetch_add(&p->open_conns, 1);
         scoreboard_connection_accepted(p->sb);
         /* one-shot: its first request is taken by whichever thread is
-         * free when it arrives */
-        if (fcgi_arm(p, EPOLL_CTL_ADD, fd) != 0)
-            fcgi_close_conn(p, fd); /* nginx sees the close before any request */
+         * free when it arrives, and that thread resumes accepting */
+        if (fcgi_arm(p, EPOLL_CTL_ADD, fd, true) == 0)
+            return;
+        fcgi_close_conn(p, fd); /* nginx sees the close before any request */
     }
     /* EAGAIN: another worker won it; anything else the next try reports
-     * again.  A retiring worker has taken the socket out: then this fails,
-     * as it should. */
-    if (!atomic_load(&p->retiring))
-        fcgi_arm(p, EPOLL_CTL_MOD, p->listen_fd);
+     * again. */
+    fcgi_resume_accepting(p);
 }
 
 /* A connection was ready: nginx sent a request, or closed it.  The worker
@@ -438,7 +457,7 @@ static void fcgi_accept_one(struct fcgi_pool *p)
  * keepalive_requests with it (nginx/orders.conf.in).  So stopping,
  * reloading or recycling never closes a connection nginx is about to send a
  * request on (no 502 for a POST: nginx never retries one). */
-static void fcgi_serve_conn(struct fcgi_thread *t, int fd)
+static void fcgi_serve_conn(struct fcgi_thread *t, int fd, bool fresh)
 {
     struct fcgi_pool *p = t->pool;
     char c;
@@ -447,9 +466,11 @@ static void fcgi_serve_conn(struct fcgi_thread *t, int fd)
         n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        fcgi_arm(p, EPOLL_CTL_MOD, fd); /* not ready after all */
+        fcgi_arm(p, EPOLL_CTL_MOD, fd, fresh); /* not ready after all */
         return;
     }
+    if (fresh)
+        fcgi_resume_accepting(p); /* before serving: another thread may be free */
     if (n <= 0) { /* nginx closed it: EOF, or an error */
         fcgi_close_conn(p, fd);
         return;
@@ -473,7 +494,7 @@ static void fcgi_serve_conn(struct fcgi_thread *t, int fd)
     watchdog_end(t->index);
     fr->ipcFd = -1;
     atomic_fetch_add(&p->served, 1);
-    if (fcgi_arm(p, EPOLL_CTL_MOD, fd) != 0)
+    if (fcgi_arm(p, EPOLL_CTL_MOD, fd, false) != 0)
         fcgi_close_conn(p, fd); /* cannot happen short of a kernel out of memory */
 }
 
@@ -498,10 +519,11 @@ static void fcgi_thread_serve(struct fcgi_thread *t)
         }
         if (n <= 0)
             continue;
-        if (ev.data.fd == p->listen_fd)
+        int fd = (int)(uint32_t)ev.data.u64;
+        if (fd == p->listen_fd)
             fcgi_accept_one(p);
         else
-            fcgi_serve_conn(t, ev.data.fd);
+            fcgi_serve_conn(t, fd, (ev.data.u64 & FCGI_FRESH) != 0);
     }
 }
 
@@ -534,7 +556,7 @@ unsigned long fcgi_serve(struct app *const *apps, int threads,
               fcntl(pool.listen_fd, F_SETFL, flags | O_NONBLOCK) == 0 &&
               watchdog_install(watchdog_s) == 0 &&
               (pool.epoll_fd = epoll_create1(EPOLL_CLOEXEC)) >= 0 &&
-              fcgi_arm(&pool, EPOLL_CTL_ADD, pool.listen_fd) == 0;
+              fcgi_arm(&pool, EPOLL_CTL_ADD, pool.listen_fd, false) == 0;
     sigdelset(&pool.wait_mask, SIGTERM);
     sigdelset(&pool.wait_mask, SIGINT);
     int ready = 0; /* threads whose request and exchange are set up */
