@@ -11,4 +11,8 @@
 extern const struct embedded_file embedded_sqlite_migrations[];
 extern const size_t embedded_sqlite_migrations_count;
 
+/* migrations/postgres/NNN_*.sql */
+extern const struct embedded_file embedded_postgres_migrations[];
+extern const size_t embedded_postgres_migrations_count;
+
 #endif

@@ -9,12 +9,15 @@
 #include <string.h>
 
 #include "store.h"
+#include "store_postgres.h"
 #include "store_sqlite.h"
 
 static const struct store_engine_row {
     const char *prefix; /* NULL: anything else */
     const struct store_ops *ops;
 } store_engines[] = {
+    {"postgresql://", &store_postgres_ops}, /* DATABASE_URL */
+    {"postgres://", &store_postgres_ops},
     {NULL, &store_sqlite_ops}, /* DATABASE_PATH: a file */
 };
 
@@ -33,4 +36,29 @@ enum store_status store_open(const struct store_options *opt, struct store **out
     }
     snprintf(err, errlen, "no store engine for this location");
     return STORE_ERROR;
+}
+
+/* scheme://user@host:port/path of a URL (no password, no query, whose
+ * parameters may hold one); a file path as it is. */
+void store_describe(const char *location, char *out, size_t outlen)
+{
+    const char *scheme_end = location != NULL ? strstr(location, "://") : NULL;
+    if (outlen == 0)
+        return;
+    if (scheme_end == NULL) {
+        snprintf(out, outlen, "%s", location != NULL ? location : "");
+        return;
+    }
+    const char *authority = scheme_end + 3;
+    size_t authority_len = strcspn(authority, "/?#");
+    const char *at = memchr(authority, '@', authority_len);
+    const char *host = at != NULL ? at + 1 : authority;
+    size_t user_len = 0;
+    if (at != NULL)
+        user_len = strcspn(authority, ":@");
+    const char *path = authority + authority_len;
+    size_t path_len = *path == '/' ? strcspn(path, "?#") : 0;
+    snprintf(out, outlen, "%.*s%.*s%s%.*s%.*s", (int)(authority - location), location,
+             (int)user_len, authority, at != NULL ? "@" : "",
+             (int)(authority + authority_len - host), host, (int)path_len, path);
 }

@@ -770,7 +770,7 @@ static enum store_status sqlite_migrate(struct store *st, char *err, size_t errl
         if (rc != SQLITE_OK) {
             snprintf(err, errlen, "migration %s: %s", embedded_sqlite_migrations[i].name,
                      sqlite3_errmsg(s->db));
-            return sqlite_failure_of(rc);
+            return STORE_ERROR; /* never BUSY: this store does not migrate later */
         }
     }
     for (int i = 0; i < STMT_WORKER_COUNT; i++) {

@@ -112,16 +112,27 @@ int settings_database(char **runtime_dir, char **database_path, bool *synchronou
                       char *err, size_t errlen)
 {
     static const char *const sync_modes[] = {"full", "normal", NULL};
-    char *dir = NULL;
+    char *dir = NULL, *url = NULL;
     int sync = 0;
     const struct setting rows[] = {
         SETTING_TEXT_ROW("RUNTIME_DIR", "./var", &dir),
         SETTING_TEXT_ROW("DATABASE_PATH", NULL, database_path),
+        SETTING_TEXT_ROW("DATABASE_URL", NULL, &url),
         SETTING_CHOICE_ROW("DB_SYNCHRONOUS", sync_modes, &sync),
     };
     *database_path = NULL;
     if (settings_read(rows, SETTING_COUNT(rows), err, errlen) != 0)
         goto fail;
+    if (url != NULL) {
+        /* The URL is never repeated: it may hold a password. */
+        if (strncmp(url, "postgresql://", 13) != 0 && strncmp(url, "postgres://", 11) != 0) {
+            snprintf(err, errlen, "DATABASE_URL must be a postgresql:// or postgres:// URL");
+            free(url);
+            goto fail;
+        }
+        free(*database_path);
+        *database_path = url;
+    }
     if (*database_path == NULL &&
         asprintf(database_path, "%s/orders.db", dir) < 0) {
         *database_path = NULL;

@@ -62,6 +62,10 @@ int settings_read(const struct setting *rows, size_t count, char *err, size_t er
 /* The rows of every binary that opens the database, read one way:
  * RUNTIME_DIR (default ./var), DATABASE_PATH (default
  * $RUNTIME_DIR/orders.db), DB_SYNCHRONOUS (full, the default, or normal).
+ * DATABASE_URL (postgresql:// or postgres://), when set, is the database
+ * instead, and *database_path is the URL: the store's location
+ * (store_open), which may hold a password and must never be logged as is
+ * (store_describe).
  * runtime_dir may be NULL when the caller does not keep it.  Returns 0 or
  * -1 as settings_read(). */
 int settings_database(char **runtime_dir, char **database_path, bool *synchronous_full,

@@ -194,6 +194,8 @@ struct store {
 enum store_status store_open(const struct store_options *opt, struct store **out,
                              char *err, size_t errlen);
 void store_close(struct store *st);
+/* A location fit for logs: a URL without its password or query. */
+void store_describe(const char *location, char *out, size_t outlen);
 const char *store_engine(const struct store *st);
 const char *store_last_error(const struct store *st);
 /* The timing accumulated since the previous call, which starts it afresh;
@@ -202,7 +204,9 @@ void store_take_timing(struct store *st, struct store_timing *out);
 
 /* Migrations: each in its own transaction under the engine's lock, so that
  * several workers (on several hosts) starting at once apply each exactly
- * once and none sees half of one. */
+ * once and none sees half of one.  STORE_BUSY: the database cannot be
+ * reached now, and the store migrates by itself once it can (engines that
+ * reconnect); any other failure is final. */
 enum store_status store_migrate(struct store *st, char *err, size_t errlen);
 /* The latest applied migration, and the latest this binary knows for the
  * store's engine.  The schema is ready when the two agree. */

@@ -80,7 +80,12 @@ static int worker_install_signals(void)
     return sigaction(SIGPIPE, &sa, NULL);
 }
 
-static struct store *open_store(const struct config *cfg, bool migrate)
+/* serve_unreachable: a worker keeps going when the database cannot be
+ * reached (it answers 503 and migrates once it can) instead of exiting
+ * into a restart loop; the migrate command does not, and *unreachable then
+ * tells it why it failed. */
+static struct store *open_store(const struct config *cfg, bool migrate, bool serve_unreachable,
+                                bool *unreachable)
 {
     char err[512];
     const struct store_options opt = {.location = cfg->database_path,
@@ -92,8 +97,16 @@ static struct store *open_store(const struct config *cfg, bool migrate)
         fprintf(stderr, "orders-fcgi: cannot open database %s\n", err);
         return NULL;
     }
-    if (migrate && store_migrate(st, err, sizeof err) != STORE_OK) {
+    enum store_status migrated = migrate ? store_migrate(st, err, sizeof err) : STORE_OK;
+    if (migrated == STORE_BUSY && serve_unreachable) {
+        fprintf(stderr, "orders-fcgi: the database is unreachable (%s); answering 503 until it"
+                        " returns\n", err);
+        return st;
+    }
+    if (migrated != STORE_OK) {
         fprintf(stderr, "orders-fcgi: %s\n", err);
+        if (unreachable != NULL)
+            *unreachable = migrated == STORE_BUSY;
         store_close(st);
         return NULL;
     }
@@ -153,7 +166,7 @@ static struct worker_thread_state *worker_threads_new(const struct worker_args *
     }
     for (int i = 0; i < wa->threads; i++) {
         char err[256];
-        ts[i].store = open_store(wa->cfg, i == 0);
+        ts[i].store = open_store(wa->cfg, i == 0, true, NULL);
         if (ts[i].store == NULL) {
             worker_threads_free(ts, wa->threads);
             return NULL;
@@ -240,16 +253,24 @@ static int pool_read_settings(int *workers, int *max_requests, int *threads)
     return 0;
 }
 
+/* --migrate's status when the database cannot be reached now (sysexits'
+ * EX_TEMPFAIL): run-stack starts anyway, the workers migrate when it
+ * returns. */
+#define MIGRATE_EXIT_UNREACHABLE 75
+
 static int run_migrate(const struct config *cfg)
 {
     if (privileges_drop("orders-fcgi") != 0)
         return 1;
-    struct store *st = open_store(cfg, true);
+    bool unreachable = false;
+    struct store *st = open_store(cfg, true, false, &unreachable);
     if (st == NULL)
-        return 1;
+        return unreachable ? MIGRATE_EXIT_UNREACHABLE : 1;
     int applied = 0;
     store_schema_version(st, &applied);
-    printf("database %s at schema version %d\n", cfg->database_path, applied);
+    char where[256];
+    store_describe(cfg->database_path, where, sizeof where);
+    printf("database %s at schema version %d\n", where, applied);
     store_close(st);
     return 0;
 }

@@ -168,7 +168,9 @@ static int main_open_store(const struct publisher_config *cfg, struct wake *w, b
             return -1;
         }
         if (!told) {
-            struct log_field f[] = {LOG_STR("database", cfg->database_path), LOG_STR("reason", err)};
+            char where[256];
+            store_describe(cfg->database_path, where, sizeof where);
+            struct log_field f[] = {LOG_STR("database", where), LOG_STR("reason", err)};
             log_emit(log_process(), LOG_INFO, NULL,
                      "waiting for the workers to create the database", f, LOG_COUNT(f));
             told = true;
@@ -181,8 +183,10 @@ static int main_open_store(const struct publisher_config *cfg, struct wake *w, b
 static void main_log_start(const struct publisher_config *cfg, const struct sink *sink, bool once,
                            const struct store *st, bool watching)
 {
+    char where[256];
+    store_describe(cfg->database_path, where, sizeof where);
     struct log_field f[] = {
-        LOG_STR("version", ORDERS_VERSION), LOG_STR("database", cfg->database_path),
+        LOG_STR("version", ORDERS_VERSION), LOG_STR("database", where),
         LOG_STR("engine", store_engine(st)),
         LOG_STR("sink", sink_describe(sink)), LOG_STR("transport", sink_name(sink)), LOG_STR("mode", once ? "once" : "daemon"),
         LOG_STR("wake", watching ? "change signal" : "poll"), LOG_INT("batch", cfg->batch),

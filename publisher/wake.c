@@ -92,6 +92,11 @@ enum wake_reason wake_wait(struct wake *w, long long timeout_ms)
 {
     long long deadline = (long long)clock_monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 
+    /* Notices the store already read (libpq queues NOTIFYs that arrive
+     * during a query) leave nothing on the descriptor to wake poll. */
+    if (w->stop_signal == 0 && w->store != NULL && wake_store_fd(w) >= 0 &&
+        store_change_drain(w->store))
+        return WAKE_CHANGE;
     while (w->stop_signal == 0) {
         int store_fd = wake_store_fd(w);
         struct pollfd fds[2] = {{.fd = w->signal_fd, .events = POLLIN},

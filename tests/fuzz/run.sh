@@ -52,8 +52,8 @@ version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$root/meson.build" | hea
 cflags=(-g -O1 -std=c17 -D_GNU_SOURCE "-DORDERS_VERSION=\"$version\""
         -Wall -Wextra -Werror -fno-omit-frame-pointer
         -fno-sanitize-recover=undefined -I "$root/core" -I "$root/common" -I "$root/adapters")
-read -r -a libs <<<"$(pkg-config --libs libcjson libjwt sqlite3 libcrypto)"
-read -r -a incs <<<"$(pkg-config --cflags libcjson libjwt sqlite3 libcrypto)"
+read -r -a libs <<<"$(pkg-config --libs libcjson libjwt sqlite3 libcrypto libpq)"
+read -r -a incs <<<"$(pkg-config --cflags libcjson libjwt sqlite3 libcrypto libpq)"
 cflags+=("${incs[@]}")
 
 # The documents and migrations compiled in, exactly as core/meson.build and
@@ -63,6 +63,8 @@ mkdir -p "$work/gen" "$work/obj" "$work/bin"
 "$work/gen/embed" blob "$work/gen/embedded_openapi.c" embedded_openapi "$root/openapi.json"
 mapfile -t migrations < <(printf '%s\n' "$root"/migrations/*.sql | LC_ALL=C sort)
 "$work/gen/embed" list "$work/gen/embedded_sqlite_migrations.c" embedded_sqlite_migrations "${migrations[@]}"
+mapfile -t pg_migrations < <(printf '%s\n' "$root"/migrations/postgres/*.sql | LC_ALL=C sort)
+"$work/gen/embed" list "$work/gen/embedded_postgres_migrations.c" embedded_postgres_migrations "${pg_migrations[@]}"
 
 # core/, the common/ plumbing it uses and the store adapters, as the real
 # build lists them, instrumented once into an archive; each target links
@@ -75,7 +77,8 @@ mapfile -t -O "${#core_sources[@]}" core_sources < <(
 mapfile -t -O "${#core_sources[@]}" core_sources < <(
     sed -n '/^adapters_sources *= *files(/,/)/p' "$root/adapters/meson.build" |
     grep -o "'[^']*\.c'" | tr -d "'" | sed "s|^|$root/adapters/|")
-core_sources+=("$work/gen/embedded_openapi.c" "$work/gen/embedded_sqlite_migrations.c")
+core_sources+=("$work/gen/embedded_openapi.c" "$work/gen/embedded_sqlite_migrations.c"
+              "$work/gen/embedded_postgres_migrations.c")
 echo "fuzz: building ${#core_sources[@]} core sources and ${#targets[@]} targets with $("$cc" --version | head -n 1)"
 export cc work
 printf '%s\n' "${core_sources[@]}" |

@@ -1,6 +1,8 @@
 """The integration harness: the real stack (nginx, spawn-fcgi, the worker
 pool, the publisher, SQLite) started by scripts/run-stack, exactly as the
 run command starts it, in a temporary directory on a free loopback port.
+With ORDERS_TEST_DATABASE=postgres the stack uses a PostgreSQL database of
+its own instead (pg.py starts the server).
 
     with Stack() as s:
         status, headers, body = s.request("GET", "/healthz")
@@ -139,6 +141,11 @@ class Stack:
             "LOG_LEVEL": "info",
         })
         self.env.update(self.extra_env)
+        # ORDERS_TEST_DATABASE=postgres runs the same tests on PostgreSQL:
+        # a database of its own per stack, on one server per test process.
+        if os.environ.get("ORDERS_TEST_DATABASE") == "postgres" and "DATABASE_URL" not in self.env:
+            import pg
+            self.env["DATABASE_URL"] = pg.shared().create_database()
         self.stdout_path = os.path.join(self.dir, "stack.stdout")
         self.stderr_path = os.path.join(self.dir, "stack.stderr")
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
@@ -328,6 +335,11 @@ class Stack:
         raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
 
     def db(self):
+        """The database, for the few checks a test makes directly: sqlite3,
+        or a stand-in with the same execute() on PostgreSQL."""
+        if self.env.get("DATABASE_URL"):
+            import pg
+            return pg.PgConnection(pg.shared(), self.env["DATABASE_URL"])
         import sqlite3
         path = self.env.get("DATABASE_PATH") or os.path.join(self.runtime, "orders.db")
         return sqlite3.connect(path, timeout=10)
