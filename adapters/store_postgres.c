@@ -23,16 +23,19 @@
  * commit order, so "everything after the last seq sent" would skip an event
  * whose transaction committed late.  The publisher therefore never reads
  * by position: each fetch claims, with FOR UPDATE SKIP LOCKED, the oldest
- * undelivered event of each order (the head of its queue), and holds the
- * claim (an open transaction) until it records what the sink made of them.
+ * undelivered event of each order (the head of its queue), takes the events
+ * of that order behind it along, and holds the claim (an open transaction)
+ * until it records what the sink made of them.
  * Events of one order are created under that order's row lock, so within
  * an order seq is commit order; the next event of an order becomes a head
  * only once the previous one is recorded delivered (or parked).  Hence,
  * with any number of publishers: each order's events reach the sink in
  * commit order, none skipped; a publisher that dies mid-batch loses its
  * claim with its connection, and its events are sent again (at least
- * once).  There is no global order across orders, and no lease: every
- * publisher delivers, each its own orders.
+ * once).  Across orders there is no promise (a batch is in seq order, so
+ * one publisher that keeps up delivers in commit order, but an event whose
+ * seq was drawn early and committed late comes after later ones), and no
+ * lease: every publisher delivers, each the orders it claimed.
  *
  * Wake-up: a trigger NOTIFYs orders_events at each commit that added
  * events; publishers LISTEN on their connection, and fall back to polling
@@ -159,17 +162,24 @@ static const char *const pg_sql[PG_STMT_COUNT] = {
     [PG_SCHEMA_VERSION] =
         "SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN -1 ELSE 0 END",
     /* The heads of the orders' queues that are due, oldest first, skipping
-     * those another publisher holds (see the top of this file). */
+     * those another publisher holds (see the top of this file), then with
+     * each head the events of its order behind it: the batch, in seq order,
+     * is the commit order of each order, and of the whole stream when one
+     * publisher keeps up.  Only the heads are locked: no other publisher
+     * takes an event of an order whose head is pending. */
     [PG_CLAIM] =
-        "SELECT e.seq, e.id, e.type, e.source, e.subject, e.time, e.traceparent, e.data,"
-        " e.attempts, coalesce(e.next_attempt_at, 0)"
-        " FROM events e"
-        " WHERE e.delivered_at IS NULL AND e.parked_at IS NULL"
-        "   AND coalesce(e.next_attempt_at, 0) <= $2"
-        "   AND NOT EXISTS (SELECT 1 FROM events p WHERE p.subject = e.subject AND p.seq < e.seq"
-        "                   AND p.delivered_at IS NULL AND p.parked_at IS NULL)"
-        " ORDER BY e.seq LIMIT $1"
-        " FOR UPDATE OF e SKIP LOCKED",
+        "WITH h AS (SELECT e.seq, e.subject FROM events e"
+        "           WHERE e.delivered_at IS NULL AND e.parked_at IS NULL"
+        "             AND coalesce(e.next_attempt_at, 0) <= $2"
+        "             AND NOT EXISTS (SELECT 1 FROM events p WHERE p.subject = e.subject"
+        "                             AND p.seq < e.seq AND p.delivered_at IS NULL"
+        "                             AND p.parked_at IS NULL)"
+        "           ORDER BY e.seq LIMIT $1 FOR UPDATE OF e SKIP LOCKED)"
+        " SELECT x.seq, x.id, x.type, x.source, x.subject, x.time, x.traceparent, x.data,"
+        " x.attempts, coalesce(x.next_attempt_at, 0)"
+        " FROM events x JOIN h ON x.subject = h.subject AND x.seq >= h.seq"
+        " WHERE x.delivered_at IS NULL AND x.parked_at IS NULL"
+        " ORDER BY x.seq LIMIT $1",
     /* Nothing claimable: when to look again.  A retry's time, or soon when
      * another publisher holds events (it may die with them). */
     [PG_NEXT_DUE] =
