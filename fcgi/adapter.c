@@ -435,6 +435,19 @@ static void fcgi_close_conn(struct fcgi_pool *p, int fd)
 /* The listening socket was ready: accept one connection into the set. */
 static void fcgi_accept_one(struct fcgi_pool *p)
 {
+    /* From its SIGTERM on, a worker accepts nothing, even while the signal
+     * is still pending (epoll_pwait returns a ready socket before it
+     * delivers one): the pool kills a reload's new worker that had not
+     * reported ready when it was told to stop, trusting that it holds no
+     * connection (fcgi/pool.c, pool_abandon_reload).  Only on this path:
+     * a new connection, not every request. */
+    sigset_t pending;
+    if (*p->stop || (sigpending(&pending) == 0 && (sigismember(&pending, SIGTERM) == 1 ||
+                                                   sigismember(&pending, SIGINT) == 1))) {
+        *p->stop = 1;
+        fcgi_retiring(p); /* takes the listening socket out */
+        return;
+    }
     int fd = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC);
     if (fd >= 0) {
         atomic_fetch_add(&p->open_conns, 1);

@@ -288,7 +288,14 @@ static void pool_signal_all(struct pool *p, int sig)
  * accepted anything and may hang in its start, so it is killed. */
 static void pool_abandon_reload(struct pool *p, const char *why, bool superseded)
 {
+    /* Every candidate is asked to stop first: from its SIGTERM on, a
+     * worker accepts nothing (fcgi/adapter.c, fcgi_accept_one), so one
+     * whose readiness byte has not come even after the SIGTERM never
+     * accepted a connection and can be killed, in case it hangs in its
+     * start.  Killing on the byte read before the SIGTERM would race with a
+     * worker that reports ready and accepts in between: a dropped request. */
     int stopped = 0;
+    bool stopping[POOL_SLOTS_PER_WORKER * POOL_MAX_WORKERS] = {false};
     for (int i = 0; i < p->nslots; i++) {
         struct pool_slot *slot = &p->slot[i];
         if (slot->pid == 0 || !slot->candidate)
@@ -296,9 +303,14 @@ static void pool_abandon_reload(struct pool *p, const char *why, bool superseded
         slot->candidate = false;
         slot->retiring = true;
         scoreboard_slot_retiring(p->s->scoreboard, i);
-        kill(slot->pid, slot->ready ? SIGTERM : SIGKILL);
+        kill(slot->pid, SIGTERM);
+        stopping[i] = true;
         stopped++;
     }
+    pool_poll_ready(p);
+    for (int i = 0; i < p->nslots; i++)
+        if (stopping[i] && p->slot[i].pid != 0 && !p->slot[i].ready)
+            kill(p->slot[i].pid, SIGKILL);
     struct log_field fields[] = {
         LOG_STR("reason", why),
         LOG_STR("binary", p->s->binary),
