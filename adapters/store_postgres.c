@@ -411,8 +411,8 @@ static enum store_status pg_open(const struct store_options *opt, struct store *
     char *perr = NULL;
     PQconninfoOption *parsed = PQconninfoParse(opt->location, &perr);
     if (parsed == NULL) {
-        snprintf(err, errlen, "DATABASE_URL is not a valid PostgreSQL URL%s%s",
-                 perr != NULL ? ": " : "", perr != NULL ? perr : "");
+        /* libpq's message quotes the URL, password and all: not repeated. */
+        snprintf(err, errlen, "DATABASE_URL is not a valid PostgreSQL URL (libpq's URI form)");
         PQfreemem(perr);
         pg_close(&s->base);
         return STORE_ERROR;

@@ -23,7 +23,7 @@ static const char *const config_vars[] = {
     "EVENT_SOURCE", "LOG_LEVEL", "OTEL_EXPORTER_OTLP_ENDPOINT",
     "JAEGER_ENDPOINT", "DB_BUSY_TIMEOUT_MS", "REQUEST_TIMEOUT",
     "JWT_SECRET_FILE", "CREDENTIALS_DIRECTORY", "ORDERS_SECRET_FD",
-    "IDEMPOTENCY_TTL_HOURS",
+    "IDEMPOTENCY_TTL_HOURS", "DATABASE_URL",
 };
 
 static const char SECRET32[] = "0123456789abcdef0123456789abcdef"; /* 32 bytes */
@@ -158,6 +158,24 @@ START_TEST(test_database_path_follows_runtime_dir)
     ck_assert_int_eq(config_load(&cfg, false, err, sizeof err), 0);
     ck_assert_str_eq(cfg.database_path, "/srv/orders/orders.db");
     config_free(&cfg);
+}
+END_TEST
+
+/* DATABASE_URL, when set, is the database (PostgreSQL); any other scheme is
+ * refused by name, without repeating the value (it may hold a password). */
+START_TEST(test_database_url)
+{
+    setenv("DATABASE_PATH", "/data/o.db", 1);
+    setenv("DATABASE_URL", "postgresql://orders:s3cret@db/orders", 1);
+    struct config cfg;
+    char err[256];
+    ck_assert_msg(config_load(&cfg, false, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(cfg.database_path, "postgresql://orders:s3cret@db/orders");
+    config_free(&cfg);
+    setenv("DATABASE_URL", "mysql://orders:s3cret@db/orders", 1);
+    ck_assert_int_ne(config_load(&cfg, false, err, sizeof err), 0);
+    ck_assert_msg(strstr(err, "DATABASE_URL") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "s3cret") == NULL, "%s", err);
 }
 END_TEST
 
@@ -506,6 +524,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_defaults_without_secret);
     tcase_add_test(tc, test_every_variable_read);
     tcase_add_test(tc, test_database_path_follows_runtime_dir);
+    tcase_add_test(tc, test_database_url);
     tcase_add_test(tc, test_empty_means_default);
     tcase_add_test(tc, test_jaeger_endpoint_fallback);
     tcase_add_test(tc, test_synchronous_values);

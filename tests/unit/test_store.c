@@ -1027,6 +1027,37 @@ START_TEST(test_open_without_create)
 }
 END_TEST
 
+/* A location in a log line never carries a password (issue 13). */
+START_TEST(test_describe_hides_credentials)
+{
+    char out[256];
+    store_describe("postgresql://orders:s3cret@db.internal:5432/orders?sslmode=require&password=x",
+                   out, sizeof out);
+    ck_assert_str_eq(out, "postgresql://orders@db.internal:5432/orders");
+    store_describe("postgres://db.internal/orders", out, sizeof out);
+    ck_assert_str_eq(out, "postgres://db.internal/orders");
+    store_describe("postgresql://u:p@h", out, sizeof out);
+    ck_assert_str_eq(out, "postgresql://u@h");
+    store_describe("/var/lib/orders/orders.db", out, sizeof out);
+    ck_assert_str_eq(out, "/var/lib/orders/orders.db");
+}
+END_TEST
+
+/* The selection table: a URL goes to PostgreSQL, which refuses a malformed
+ * one at open without repeating it; a path goes to SQLite. */
+START_TEST(test_selection_by_location)
+{
+    char err[256] = "";
+    const struct store_options bad = {.location = "postgresql://u:s3cret@[::1", .create = true};
+    struct store *out = NULL;
+    ck_assert_int_eq(store_open(&bad, &out, err, sizeof err), STORE_ERROR);
+    ck_assert_ptr_null(out);
+    ck_assert_msg(strstr(err, "s3cret") == NULL, "%s", err);
+    ck_assert_msg(strstr(err, "DATABASE_URL") != NULL, "%s", err);
+    ck_assert_str_eq(store_engine(st), "sqlite");
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -1076,6 +1107,8 @@ static Suite *store_suite(void)
     tcase_add_test(sh, test_stats_query_plans_use_indexes);
     tcase_add_test(sh, test_outbox_fetch_commit_and_stats);
     tcase_add_test(sh, test_open_without_create);
+    tcase_add_test(sh, test_describe_hides_credentials);
+    tcase_add_test(sh, test_selection_by_location);
     tcase_add_test(sh, test_reads_while_writer_holds_lock);
     tcase_add_test(sh, test_busy_when_write_locked);
     tcase_add_test(sh, test_busy_wait_bounded_by_timeout);
