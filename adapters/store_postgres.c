@@ -3,8 +3,8 @@
  * engine, with migrations/postgres/NNN_*.sql.  Selected by
  * DATABASE_URL=postgresql://... or postgres://... (store_select.c).
  *
- * One connection per process (each worker, each publisher), its statements
- * prepared once per connection.  Several hosts share the database, so
+ * One connection per store: each serving thread of each worker, and each
+ * publisher, holds its own; statements are prepared once per connection.  Several hosts share the database, so
  * nothing here relies on being the only writer:
  *
  * - A create is one statement: the order and its event in one implicit
