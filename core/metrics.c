@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text.h"
+
 /* The statuses the service and nginx can answer, and 499 for a response
  * the client had gone before it could take (HTTP_STATUS_CLIENT_GONE);
  * anything else counts in the last slot as "other". */
@@ -44,43 +46,6 @@ void metrics_record_request(struct metrics *m, int route_index, int status,
     atomic_fetch_add_explicit(&m->duration_sum_us[route_index],
                               (unsigned long long)(duration_ms * 1000.0),
                               memory_order_relaxed);
-}
-
-struct text {
-    char *p;
-    size_t len, cap;
-    bool failed;
-};
-
-static void text_printf(struct text *t, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void text_printf(struct text *t, const char *fmt, ...)
-{
-    if (t->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->failed = true;
-            return;
-        }
-        if ((size_t)n < t->cap - t->len) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap * 2 + (size_t)n;
-        char *p = realloc(t->p, cap);
-        if (p == NULL) {
-            t->failed = true;
-            return;
-        }
-        t->p = p;
-        t->cap = cap;
-    }
 }
 
 static unsigned long long load(const atomic_ullong *a)
@@ -209,9 +174,7 @@ char *metrics_render(const struct metrics *m, const char *const *route_names,
                      int route_count, const struct outbox_stats *outbox,
                      int outbox_ok, size_t *len)
 {
-    struct text t = {malloc(16384), 0, 16384, false};
-    if (t.p == NULL)
-        return NULL;
+    struct text t = {0};
     metrics_render_requests(&t, m, route_names, route_count);
     metrics_render_durations(&t, m, route_names, route_count);
     metrics_render_domain(&t, m);
@@ -220,10 +183,5 @@ char *metrics_render(const struct metrics *m, const char *const *route_names,
     text_printf(&t, "# HELP orders_database_up Whether the outbox figures could "
                     "be read.\n# TYPE orders_database_up gauge\norders_database_up %d\n",
                 outbox_ok ? 1 : 0);
-    if (t.failed) {
-        free(t.p);
-        return NULL;
-    }
-    *len = t.len;
-    return t.p;
+    return text_take(&t, len);
 }

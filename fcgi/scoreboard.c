@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "text.h"
 
 #define SCOREBOARD_FD_ENV "ORDERS_SCOREBOARD_FD"
 #define SCOREBOARD_SLOT_ENV "ORDERS_POOL_SLOT"
@@ -672,41 +673,6 @@ char *scoreboard_render_json(struct scoreboard *sb, const struct metrics *m,
     return text;
 }
 
-struct sb_text {
-    char *p;
-    size_t len, cap;
-    bool failed;
-};
-
-static void sb_printf(struct sb_text *t, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(struct sb_text *t, const char *fmt, ...)
-{
-    while (!t->failed) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap - t->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->failed = true;
-            return;
-        }
-        if (t->p != NULL && (size_t)n < t->cap - t->len) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap * 2 + (size_t)n + 256;
-        char *p = realloc(t->p, cap);
-        if (p == NULL) {
-            t->failed = true;
-            return;
-        }
-        t->p = p;
-        t->cap = cap;
-    }
-}
-
 char *scoreboard_render_metrics(struct scoreboard *sb, int listen_fd, size_t *len)
 {
     if (sb == NULL || sb->sh == NULL)
@@ -714,52 +680,47 @@ char *scoreboard_render_metrics(struct scoreboard *sb, int listen_fd, size_t *le
     struct sb_shared *sh = sb->sh;
     sb_listen_queue(sb, listen_fd);
     struct sb_counts c = sb_count(sh);
-    struct sb_text t = {0};
-    sb_printf(&t, "# HELP orders_pool_start_time_seconds When the pool master started (Unix time).\n"
+    struct text t = {0};
+    text_printf(&t, "# HELP orders_pool_start_time_seconds When the pool master started (Unix time).\n"
                   "# TYPE orders_pool_start_time_seconds gauge\n"
                   "orders_pool_start_time_seconds %.3f\n",
               (double)sh->start_time_ms / 1000.0);
-    sb_printf(&t, "# HELP orders_pool_workers Workers by state (starting ones are in neither).\n"
+    text_printf(&t, "# HELP orders_pool_workers Workers by state (starting ones are in neither).\n"
                   "# TYPE orders_pool_workers gauge\n"
                   "orders_pool_workers{state=\"idle\"} %d\n"
                   "orders_pool_workers{state=\"active\"} %d\n",
               c.idle, c.active);
-    sb_printf(&t, "# HELP orders_pool_max_active_workers The most workers active at once since the start.\n"
+    text_printf(&t, "# HELP orders_pool_max_active_workers The most workers active at once since the start.\n"
                   "# TYPE orders_pool_max_active_workers gauge\n"
                   "orders_pool_max_active_workers %d\n",
               atomic_load(&sh->max_active));
-    sb_printf(&t, "# HELP orders_pool_saturated_total Times every worker was busy (a request took the last idle one; php-fpm's max children reached).\n"
+    text_printf(&t, "# HELP orders_pool_saturated_total Times every worker was busy (a request took the last idle one; php-fpm's max children reached).\n"
                   "# TYPE orders_pool_saturated_total counter\n"
                   "orders_pool_saturated_total %llu\n",
               (unsigned long long)atomic_load(&sh->saturated));
     /* An unknown queue (no sock_diag, an unusual socket) has no sample
      * rather than a false 0. */
     int queue = atomic_load(&sh->listen_queue);
-    sb_printf(&t, "# HELP orders_pool_listen_queue Connections waiting for a worker to accept them.\n"
+    text_printf(&t, "# HELP orders_pool_listen_queue Connections waiting for a worker to accept them.\n"
                   "# TYPE orders_pool_listen_queue gauge\n");
     if (queue >= 0)
-        sb_printf(&t, "orders_pool_listen_queue %d\n", queue);
-    sb_printf(&t, "# HELP orders_pool_listen_queue_max The longest listen queue seen since the start.\n"
+        text_printf(&t, "orders_pool_listen_queue %d\n", queue);
+    text_printf(&t, "# HELP orders_pool_listen_queue_max The longest listen queue seen since the start.\n"
                   "# TYPE orders_pool_listen_queue_max gauge\n");
     if (queue >= 0)
-        sb_printf(&t, "orders_pool_listen_queue_max %d\n", atomic_load(&sh->listen_queue_max));
-    sb_printf(&t, "# HELP orders_pool_accepted_connections_total Connections the workers accepted.\n"
+        text_printf(&t, "orders_pool_listen_queue_max %d\n", atomic_load(&sh->listen_queue_max));
+    text_printf(&t, "# HELP orders_pool_accepted_connections_total Connections the workers accepted.\n"
                   "# TYPE orders_pool_accepted_connections_total counter\n"
                   "orders_pool_accepted_connections_total %llu\n",
               (unsigned long long)atomic_load(&sh->accepted));
-    sb_printf(&t, "# HELP orders_worker_memory_pss_bytes Each worker's proportional set size, sampled every few seconds.\n"
+    text_printf(&t, "# HELP orders_worker_memory_pss_bytes Each worker's proportional set size, sampled every few seconds.\n"
                   "# TYPE orders_worker_memory_pss_bytes gauge\n");
     for (int i = 0; i < sh->nslots; i++) {
         const struct sb_slot *s = &sh->slot[i];
         int pid = atomic_load(&s->pid);
         long long pss = atomic_load(&s->pss_bytes);
         if (pid > 0 && pss >= 0)
-            sb_printf(&t, "orders_worker_memory_pss_bytes{pid=\"%d\"} %lld\n", pid, pss);
+            text_printf(&t, "orders_worker_memory_pss_bytes{pid=\"%d\"} %lld\n", pid, pss);
     }
-    if (t.failed) {
-        free(t.p);
-        return NULL;
-    }
-    *len = t.len;
-    return t.p;
+    return text_take(&t, len);
 }
