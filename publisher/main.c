@@ -9,6 +9,8 @@
  *
  *   RUNTIME_DIR                 ./var      where the database lives by default
  *   DATABASE_PATH               $RUNTIME_DIR/orders.db
+ *   DATABASE_URL                unset      postgresql://... : PostgreSQL
+ *                                          instead of the SQLite file
  *   DB_SYNCHRONOUS              full       or normal (see the contract)
  *   EVENT_SINK                  stdout     stdout | file:PATH | http(s)://URL |
  *                                          amqp(s)://URL | nats://URL | tls://URL
@@ -79,7 +81,7 @@ static void main_usage(FILE *out)
           "  --version  the version\n"
           "\n"
           "Settings come from the environment: RUNTIME_DIR, DATABASE_PATH,\n"
-          "DB_SYNCHRONOUS, EVENT_SINK, LOG_LEVEL and PUBLISHER_BATCH,\n"
+          "DATABASE_URL, DB_SYNCHRONOUS, EVENT_SINK, LOG_LEVEL and PUBLISHER_BATCH,\n"
           "PUBLISHER_MAX_ATTEMPTS, PUBLISHER_RETENTION_HOURS,\n"
           "PUBLISHER_BACKOFF_BASE_MS, PUBLISHER_BACKOFF_CAP_MS, PUBLISHER_LEASE_MS,\n"
           "PUBLISHER_POLL_MS, PUBLISHER_HTTP_TIMEOUT_MS, PUBLISHER_CONNECT_TIMEOUT_MS.\n",

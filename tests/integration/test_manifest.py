@@ -253,7 +253,9 @@ class Manifest(unittest.TestCase):
         marked = {k for k, e in env.items() if "orders-publisher" in e.get("used_by", [])}
         self.assertEqual(set(shared), marked, "publisher/main.c's shared variables vs used_by")
         for name, default in shared.items():
-            self.assertEqual(str(env[name]["default"]), default, name)
+            # A setting with no default is "unset" in the comment.
+            want = env[name]["default"]
+            self.assertEqual("unset" if want is None else str(want), default, name)
 
     def test_used_by_is_true(self):
         entries = self.m["configuration"]["environment"] + self.m["configuration"]["publisher"]
