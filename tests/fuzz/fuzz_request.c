@@ -181,7 +181,11 @@ static void purge(void)
 {
     char *msg = NULL;
     if (sqlite3_exec(side,
-                     "BEGIN IMMEDIATE; DELETE FROM orders; DELETE FROM events;"
+                     /* Idempotency keys go with the orders they name: a
+                      * key left behind would replay an order deleted here,
+                      * which the service itself never deletes. */
+                     "BEGIN IMMEDIATE; DELETE FROM idempotency_keys;"
+                     " DELETE FROM orders; DELETE FROM events;"
                      " COMMIT; PRAGMA wal_checkpoint(TRUNCATE);",
                      NULL, NULL, &msg) != SQLITE_OK) {
         /* The store holds the write lock between requests: a leaked
