@@ -175,7 +175,15 @@ class TwoHosts(unittest.TestCase):
         back by itself once the database returns.  A stack started while the
         database is down serves 503 too, and migrates when it comes back."""
         a, b = self.hosts
-        known = self.create(a, "down")["id"]
+        # After the restart of test_4, a serving thread whose connection has
+        # not been used since finds it broken on its next request, answers
+        # that one 503 (retry) and reconnects: wait for a create that goes
+        # through, as a client following Retry-After does.
+        def created():
+            r = a.request("POST", "/orders", body=json.dumps({"customerId": "down", "items": ["i"]}),
+                          headers=JSON, token=self.token)
+            return r.json()["id"] if r.status == 201 else None
+        known = a.wait_for(created, timeout=20, what="a create after the restart")
         pids = {id(h): set(h.process_ids()) for h in (a, b)}
         late_url = self.pg.create_database()  # an empty schema, not migrated
         self.pg.stop_server()
