@@ -277,14 +277,29 @@ static void pg_drop(struct pg_store *s)
     memset(s->prepared, 0, sizeof s->prepared);
 }
 
-/* A server that restarted (or closed us) leaves the socket readable at
- * EOF: read what is there without a query, and let PQstatus say. */
+#define PG_ALIVE_READS 4
+
+/* A server that restarted (or closed us) leaves on the socket its last
+ * words (a FATAL "terminating connection") and then EOF: read what is
+ * there without a query, and let PQstatus say.  libpq returns from a read
+ * that got data without looking further, so the EOF behind the message
+ * takes another read: read while the socket stays readable (a few times:
+ * notices are short).  Done before the first statement of every operation,
+ * it finds the connection a restart broke before anything is sent on it,
+ * so the operation reconnects instead of failing. */
 static void pg_check_alive(struct pg_store *s)
 {
-    if (s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK)
-        return;
-    struct pollfd p = {.fd = PQsocket(s->conn), .events = POLLIN};
-    if (p.fd >= 0 && poll(&p, 1, 0) > 0) {
+    for (int i = 0; i < PG_ALIVE_READS; i++) {
+        if (s->conn == NULL)
+            return;
+        if (PQstatus(s->conn) != CONNECTION_OK) {
+            pg_set_error(s, "connection lost", PQerrorMessage(s->conn));
+            pg_drop(s);
+            return;
+        }
+        struct pollfd p = {.fd = PQsocket(s->conn), .events = POLLIN};
+        if (p.fd < 0 || poll(&p, 1, 0) <= 0)
+            return;
         if (PQconsumeInput(s->conn) == 0 || PQstatus(s->conn) != CONNECTION_OK) {
             pg_set_error(s, "connection lost", PQerrorMessage(s->conn));
             pg_drop(s);
@@ -310,6 +325,16 @@ static bool pg_simple(struct pg_store *s, const char *sql, enum store_status *wh
     }
     PQclear(res);
     return ok;
+}
+
+/* BEGIN; a connection it finds lost is dropped (for pg_retry). */
+static bool pg_begin(struct pg_store *s, enum store_status *why)
+{
+    if (pg_simple(s, "BEGIN", why))
+        return true;
+    if (PQstatus(s->conn) != CONNECTION_OK)
+        pg_drop(s);
+    return false;
 }
 
 static enum store_status pg_migrate_now(struct pg_store *s);
@@ -347,6 +372,24 @@ static enum store_status pg_ready(struct pg_store *s)
     if (s->migrate_wanted && !s->migrated)
         return pg_migrate_now(s);
     return STORE_OK;
+}
+
+/* After an operation's statement failed on a connection pg_ready had
+ * found alive: whether to run it again, once, on a fresh connection.  Only
+ * when the connection was lost (dropped: s->conn is NULL) and the statement
+ * changed nothing whatever reached the server: a read, or a BEGIN.  Never
+ * after a write or COMMIT whose outcome is unknown (the caller answers
+ * STORE_BUSY: 503, nothing acknowledged, nothing applied twice).  A server
+ * that restarted while the connection sat idle is found by pg_check_alive
+ * before anything is sent; this covers a restart that closed it between
+ * that check and the first statement. */
+static bool pg_retry(struct pg_store *s, enum store_status r, int *retried)
+{
+    if (r != STORE_BUSY || s->conn != NULL || *retried > 0)
+        return false;
+    (*retried)++;
+    s->next_connect_ms = 0; /* lift the reconnect throttle, this once */
+    return true;
 }
 
 /* Runs a prepared statement (prepared on first use on this connection).
@@ -666,9 +709,16 @@ static enum store_status pg_order_create(struct store *st, struct order *o,
     /* With a key: a live one answers at once; else the statement takes it.
      * If another create took it meanwhile, the statement waited for that
      * one to commit and wrote nothing, and the key is looked up again. */
+    int retried = 0;
     for (int attempt = 0; attempt < PG_KEY_ATTEMPTS; attempt++) {
         if (claim != NULL) {
+            /* a read first: repeated on a fresh connection if it was lost */
             enum store_status known = pg_idempotency_check(s, o, claim, now);
+            while (pg_retry(s, known, &retried)) {
+                known = pg_ready(s);
+                if (known == STORE_OK)
+                    known = pg_idempotency_check(s, o, claim, now);
+            }
             if (known != STORE_OK)
                 return known;
         }
@@ -702,22 +752,26 @@ static enum store_status pg_get(struct pg_store *s, const char *id, struct order
     return r;
 }
 
-/* Reads may be repeated once on a fresh connection: the first attempt
- * changed nothing. */
-static enum store_status pg_order_get(struct store *st, const char *id, struct order *out)
+/* pg_get, repeated once on a fresh connection when the connection was
+ * lost under it (a read changed nothing). */
+static enum store_status pg_get_retrying(struct pg_store *s, const char *id, struct order *out,
+                                         int *retried)
 {
-    struct pg_store *s = pg_of(st);
-    enum store_status r = STORE_BUSY;
-    for (int attempt = 0; attempt < 2 && r == STORE_BUSY; attempt++) {
-        if (attempt > 0)
-            s->next_connect_ms = 0;
+    enum store_status r = pg_get(s, id, out);
+    while (pg_retry(s, r, retried)) {
         r = pg_ready(s);
         if (r == STORE_OK)
             r = pg_get(s, id, out);
-        if (s->conn != NULL)
-            break; /* busy with a live connection: no retry */
     }
     return r;
+}
+
+static enum store_status pg_order_get(struct store *st, const char *id, struct order *out)
+{
+    struct pg_store *s = pg_of(st);
+    enum store_status r = pg_ready(s);
+    int retried = 0;
+    return r == STORE_OK ? pg_get_retrying(s, id, out, &retried) : r;
 }
 
 #define PG_TRANSITION_ATTEMPTS 4
@@ -732,10 +786,12 @@ static enum store_status pg_order_transition(struct store *st, const char *id,
     enum store_status r = pg_ready(s);
     if (r != STORE_OK)
         return r;
+    int retried = 0;
     /* A writer on another host may change the status between our read and
-     * our update; then the update matches nothing, and we look again. */
+     * our update; then the update matches nothing, and we look again.  The
+     * read may be repeated on a fresh connection; the update never is. */
     for (int attempt = 0; attempt < PG_TRANSITION_ATTEMPTS; attempt++) {
-        r = pg_get(s, id, out);
+        r = pg_get_retrying(s, id, out, &retried);
         if (r != STORE_OK)
             return r;
         *from = out->status;
@@ -836,16 +892,23 @@ static enum store_status pg_order_page(struct store *st, const struct page_query
     *more = false;
     if (*items == NULL)
         return STORE_ERROR;
-    enum store_status r = pg_ready(s);
-    if (r == STORE_OK)
+    int retried = 0;
+    enum store_status r;
+    do {
+        r = pg_ready(s);
+        if (r != STORE_OK)
+            break;
         r = pg_page_once(s, q, *items, count, total, more);
+        if (r != STORE_OK) {
+            for (size_t i = 0; i < *count; i++)
+                order_free(&(*items)[i]);
+            *count = 0;
+            *more = false;
+        }
+    } while (pg_retry(s, r, &retried));
     if (r != STORE_OK) {
-        for (size_t i = 0; i < *count; i++)
-            order_free(&(*items)[i]);
         free(*items);
         *items = NULL;
-        *count = 0;
-        *more = false;
     }
     return r;
 }
@@ -854,10 +917,15 @@ static enum store_status pg_order_count(struct store *st, const struct page_quer
                                         long long *total)
 {
     struct pg_store *s = pg_of(st);
-    enum store_status why = pg_ready(s);
-    if (why != STORE_OK)
-        return why;
-    PGresult *res = pg_page_query(s, q, 0, &why);
+    int retried = 0;
+    PGresult *res = NULL;
+    enum store_status why;
+    do {
+        why = pg_ready(s);
+        if (why != STORE_OK)
+            return why;
+        res = pg_page_query(s, q, 0, &why);
+    } while (res == NULL && pg_retry(s, why, &retried));
     if (res == NULL)
         return why;
     enum store_status r = PQntuples(res) >= 1 ? STORE_OK : STORE_ERROR;
@@ -872,10 +940,15 @@ static enum store_status pg_outbox_stats(struct store *st, long long now_ms,
 {
     struct pg_store *s = pg_of(st);
     memset(out, 0, sizeof *out);
-    enum store_status why = pg_ready(s);
-    if (why != STORE_OK)
-        return why;
-    PGresult *res = pg_run(s, PG_STATS, 0, NULL, &why);
+    int retried = 0;
+    PGresult *res = NULL;
+    enum store_status why;
+    do {
+        why = pg_ready(s);
+        if (why != STORE_OK)
+            return why;
+        res = pg_run(s, PG_STATS, 0, NULL, &why);
+    } while (res == NULL && pg_retry(s, why, &retried));
     if (res == NULL)
         return why;
     if (PQntuples(res) != 1) {
@@ -951,10 +1024,16 @@ static enum store_status pg_outbox_fetch(struct store *st, int limit, long long 
     struct pg_store *s = pg_of(st);
     outbox_batch_free(batch);
     pg_end_claim(s);
-    enum store_status why = pg_ready(s);
-    if (why != STORE_OK)
-        return why;
-    if (!pg_simple(s, "BEGIN", &why))
+    int retried = 0;
+    enum store_status why;
+    bool begun;
+    do { /* a BEGIN that failed changed nothing: once more, reconnected */
+        why = pg_ready(s);
+        if (why != STORE_OK)
+            return why;
+        begun = pg_begin(s, &why);
+    } while (!begun && pg_retry(s, why, &retried));
+    if (!begun)
         return why;
     s->in_claim = true;
     char lim[16], now[24];
@@ -1004,10 +1083,15 @@ static enum store_status pg_outbox_commit(struct store *st, const struct outbox_
     enum store_status why = STORE_ERROR;
     *lease_kept = true;
     if (!s->in_claim) {
-        why = pg_ready(s);
-        if (why != STORE_OK)
-            return why;
-        if (!pg_simple(s, "BEGIN", &why))
+        int retried = 0;
+        bool begun;
+        do {
+            why = pg_ready(s);
+            if (why != STORE_OK)
+                return why;
+            begun = pg_begin(s, &why);
+        } while (!begun && pg_retry(s, why, &retried));
+        if (!begun)
             return why;
         s->in_claim = true;
     }

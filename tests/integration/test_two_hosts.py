@@ -169,21 +169,43 @@ class TwoHosts(unittest.TestCase):
               % (len(acked), len(errors), back_in), file=sys.stderr)
 
 
+    def test_4b_first_request_per_thread_after_restart(self):
+        """Once a restarted database is back, no request is answered 503:
+        each serving thread finds its connection closed by the restart
+        before it sends anything, and reconnects then.  Twice as many
+        sequential requests per host as it has serving threads, creates
+        (writes) and reads alternately, all on connections the restart broke
+        (pg_ctl returns once the old server is gone and the new one
+        accepts)."""
+        threads = int(os.environ.get("WORKER_THREADS", "4"))
+        for host in self.hosts:  # every thread has a connection before
+            for _ in range(host.workers * threads):
+                self.assertEqual(host.request("GET", "/orders?limit=1", token=self.token).status, 200)
+        self.pg.restart("fast")
+        answers = []
+        for host in self.hosts:
+            made = None
+            for i in range(host.workers * threads * 2):
+                if i % 2 == 0:
+                    r = host.request("POST", "/orders", body=json.dumps(
+                        {"customerId": "first-after-restart", "items": ["i"]}), headers=JSON,
+                        token=self.token)
+                    if r.status == 201:
+                        made = r.json()["id"]
+                elif made is not None:
+                    r = host.request("GET", "/orders/" + made, token=self.token)
+                else:
+                    r = host.request("GET", "/orders?limit=1", token=self.token)
+                answers.append((r.status, r.body[:200] if r.status >= 400 else ""))
+        self.assertEqual([a for a in answers if a[0] not in (200, 201)], [], answers)
+
     def test_5_database_down_then_back(self):
         """Unreachable database: 503 problems with Retry-After and /readyz
         503 on both hosts, no process restarted (no crash loop), and service
         back by itself once the database returns.  A stack started while the
         database is down serves 503 too, and migrates when it comes back."""
         a, b = self.hosts
-        # After the restart of test_4, a serving thread whose connection has
-        # not been used since finds it broken on its next request, answers
-        # that one 503 (retry) and reconnects: wait for a create that goes
-        # through, as a client following Retry-After does.
-        def created():
-            r = a.request("POST", "/orders", body=json.dumps({"customerId": "down", "items": ["i"]}),
-                          headers=JSON, token=self.token)
-            return r.json()["id"] if r.status == 201 else None
-        known = a.wait_for(created, timeout=20, what="a create after the restart")
+        known = self.create(a, "down")["id"]
         pids = {id(h): set(h.process_ids()) for h in (a, b)}
         late_url = self.pg.create_database()  # an empty schema, not migrated
         self.pg.stop_server()
