@@ -14,10 +14,13 @@
 #
 # Settings (environment): BENCH_SECONDS (10), BENCH_RUNS (1), BENCH_WARMUP
 # (1), BENCH_SCALES ("1000 1000000"), BENCH_THREADS (2), BENCH_CONNECTIONS
-# (32), WORKERS (nproc), DB_SYNCHRONOUS (full), BENCH_OUT (also write the
-# report there), BENCH_KEEP=1 (keep the temporary directory: logs, wrk
-# output, report.md), TMPDIR (where the temporary directory, and so the
-# databases, go).
+# (32), WORKERS (nproc), DB_SYNCHRONOUS (full), BENCH_ENGINES ("sqlite
+# postgres" when PostgreSQL 15 is installed, else "sqlite"; naming postgres
+# installs it, as root, or stops), BENCH_PG_SCALES (the first of
+# BENCH_SCALES), BENCH_OUT (also write the report there), BENCH_KEEP=1 (keep
+# the temporary directory: logs, wrk output, report.md), TMPDIR (where the
+# temporary directory, and so the databases, go).  tests/bench/README.md
+# lists them all.
 #
 # Every process it starts is stopped, and the temporary directory removed,
 # when it ends, fails or is interrupted (Ctrl-C, SIGTERM).
@@ -34,6 +37,14 @@ missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v findmnt >/dev/null 2>&1 || missing+=(util-linux)
+# PostgreSQL only when asked for by name (by default bench.py measures it
+# when it is installed, and says so in the report when it is not).
+case " ${BENCH_ENGINES:-} " in
+*" postgres "*)
+    [ -x "${PG_BIN:-/usr/lib/postgresql/15/bin}/postgres" ] || missing+=(postgresql-15)
+    command -v psql >/dev/null 2>&1 || missing+=(postgresql-client-15)
+    ;;
+esac
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         die "missing packages; as root run: apt-get update && apt-get install -y ${missing[*]}"
