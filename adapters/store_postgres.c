@@ -41,6 +41,8 @@
  * events; publishers LISTEN on their connection, and fall back to polling
  * when the connection is lost.
  *
+ * The slow log's times (store_take_timing): see pg_timed.
+ *
  * Unreachable database: every operation first makes sure the connection is
  * alive (a server restart leaves a closed socket, noticed without a query)
  * and reconnects, at most every PG_RECONNECT_MS; when it cannot, it answers
@@ -89,13 +91,18 @@ enum pg_stmt {
     PG_STMT_COUNT
 };
 
+/* The server's time in the statement so far, in ms: selected after the
+ * rows a write statement changed were read, so it covers its wait for row
+ * and key locks (store_take_timing's lock_wait_ms). */
+#define PG_SERVER_MS "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::float8"
+
 static const char *const pg_sql[PG_STMT_COUNT] = {
     [PG_ORDER_CREATE] =
         "WITH o AS (INSERT INTO orders (id, customer_id, items, status, created_at, updated_at)"
         "           VALUES ($1, $2, $3, 'pending', $4, $4) RETURNING seq),"
         " e AS (INSERT INTO events (id, type, source, subject, time, traceparent, data, committed_at)"
         "       VALUES ($5, $6, $7, $1, $8, $9, $10, $4))"
-        " SELECT seq FROM o",
+        " SELECT seq, " PG_SERVER_MS " FROM o",
     /* With an Idempotency-Key: the key is taken first, in the same
      * statement; a key another create holds makes this one wait for it
      * (the unique index), and a live key, committed, makes it insert
@@ -112,7 +119,7 @@ static const char *const pg_sql[PG_STMT_COUNT] = {
         "       SELECT $1, $2, $3, 'pending', $4, $4 WHERE EXISTS (SELECT 1 FROM k) RETURNING seq),"
         " e AS (INSERT INTO events (id, type, source, subject, time, traceparent, data, committed_at)"
         "       SELECT $5, $6, $7, $1, $8, $9, $10, $4 WHERE EXISTS (SELECT 1 FROM k))"
-        " SELECT seq FROM o",
+        " SELECT o.seq, " PG_SERVER_MS " FROM (VALUES (1)) AS one LEFT JOIN o ON true",
     [PG_IDEMPOTENCY_GET] =
         "SELECT encode(fingerprint, 'hex'), order_id, expires_at FROM idempotency_keys"
         " WHERE caller = $1 AND key = $2",
@@ -132,7 +139,7 @@ static const char *const pg_sql[PG_STMT_COUNT] = {
         "           WHERE id = $1 AND status = $4 AND version = $11 RETURNING id),"
         " e AS (INSERT INTO events (id, type, source, subject, time, traceparent, data, committed_at)"
         "       SELECT $5, $6, $7, u.id, $8, $9, $10, $3 FROM u)"
-        " SELECT count(*) FROM u",
+        " SELECT count(*), " PG_SERVER_MS " FROM u",
     /* One statement, one snapshot: the total never disagrees with the page.
      * Each walks one index newest first from the cursor's position ($1; the
      * largest seq for offset pages) and stops after $2 rows ($2 = 0: the
@@ -221,6 +228,7 @@ struct pg_store {
     double next_connect_ms;
     int busy_timeout_ms;
     long long (*clock_ms)(void);
+    struct store_timing timing; /* since the last store_take_timing */
     char error[512];
 };
 
@@ -422,6 +430,39 @@ static PGresult *pg_run(struct pg_store *s, enum pg_stmt which, int n, const cha
     if (PQstatus(s->conn) != CONNECTION_OK)
         pg_drop(s);
     return NULL;
+}
+
+/* A write statement's share of store_take_timing, from its round trip
+ * (started_ms to now) and the server's time in it (column col of res):
+ * PostgreSQL has no write lock to wait for, but a write waits inside its
+ * statement for the row and key locks of other writers (a status change
+ * for a concurrent one on the same order, a keyed create for a create
+ * with the same key, any write for an explicit LOCK).  The server's time
+ * is that wait plus the statement's own work (a fraction of a ms for these
+ * one-row statements): lock_wait_ms.  The rest of the round trip, the
+ * network, the commit of the statement's implicit transaction and its
+ * flush, is transaction_ms.  The two never overlap, as on SQLite.  A
+ * table lock the statement takes when it is bound (an operator's LOCK
+ * TABLE) is waited for before the server's clock starts: transaction_ms. */
+static void pg_timed(struct pg_store *s, double started_ms, const PGresult *res, int col)
+{
+    double round_trip = clock_monotonic_ms() - started_ms;
+    double server = 0;
+    if (res != NULL && PQntuples(res) >= 1 && PQnfields(res) > col && !PQgetisnull(res, 0, col))
+        server = atof(PQgetvalue(res, 0, col));
+    if (server < 0)
+        server = 0;
+    if (server > round_trip)
+        server = round_trip;
+    s->timing.lock_wait_ms += server;
+    s->timing.transaction_ms += round_trip - server;
+}
+
+static void pg_take_timing(struct store *st, struct store_timing *out)
+{
+    struct pg_store *s = pg_of(st);
+    *out = s->timing;
+    memset(&s->timing, 0, sizeof s->timing);
 }
 
 static void pg_close(struct store *st)
@@ -677,12 +718,15 @@ static enum store_status pg_insert_order(struct pg_store *s, struct order *o,
         p[13] = expires;
     }
     enum store_status why = STORE_ERROR;
+    double started = clock_monotonic_ms();
     PGresult *res = pg_run(s, claim != NULL ? PG_ORDER_CREATE_KEYED : PG_ORDER_CREATE,
                            claim != NULL ? 14 : 10, p, &why);
+    pg_timed(s, started, res, 1);
     event_free(&ev);
     if (res == NULL)
         return why;
-    *taken = PQntuples(res) == 1;
+    /* one row; its seq is NULL when the key was not ours to take */
+    *taken = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0);
     if (*taken)
         o->seq = atoll(PQgetvalue(res, 0, 0));
     PQclear(res);
@@ -819,7 +863,9 @@ static enum store_status pg_order_transition(struct store *st, const char *id,
         pg_event_params(&ev, p + 4);
         p[10] = version;
         enum store_status why = STORE_ERROR;
+        double started = clock_monotonic_ms();
         PGresult *res = pg_run(s, PG_ORDER_SET_STATUS, 11, p, &why);
+        pg_timed(s, started, res, 1);
         event_free(&ev);
         if (res == NULL) {
             order_free(out);
@@ -1282,6 +1328,7 @@ const struct store_ops store_postgres_ops = {
     .lease_renew = pg_lease_renew,
     .lease_release = pg_lease_release,
     .outbox_prune = pg_outbox_prune,
+    .take_timing = pg_take_timing,
     .change_fd = pg_change_fd,
     .change_drain = pg_change_drain,
     .data_version = pg_data_version,

@@ -14,6 +14,7 @@ import atexit
 import itertools
 import os
 import pwd
+import select
 import shutil
 import subprocess
 import tempfile
@@ -136,6 +137,42 @@ class Postgres:
         for line in r.stdout.split("\n")[:-1] if r.stdout else []:
             rows.append(tuple(None if v == "\x1e" else v for v in line.split("\x1f")))
         return rows
+
+
+class Holder:
+    """A transaction left open in a psql of its own, holding the locks its
+    statement took until execute("ROLLBACK"), then close()."""
+
+    def __init__(self, url, sql, timeout=30):
+        self.proc = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", "-d", url],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, bufsize=0)
+        self.proc.stdin.write(("BEGIN;\n%s;\n\\echo held\n" % sql).encode())
+        self.proc.stdin.flush()
+        deadline, out = time.monotonic() + timeout, b""
+        while b"held\n" not in out:  # the statement's rows, then ours
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
+                break
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            out += chunk
+        if b"held\n" not in out:
+            self.proc.kill()
+            raise AssertionError("psql did not take the lock (%s): %r %r"
+                                 % (sql, out, self.proc.stderr.read()))
+
+    def execute(self, sql):
+        self.proc.stdin.write((sql + ";\n").encode())
+        self.proc.stdin.flush()
+
+    def close(self):
+        try:
+            self.proc.communicate(b"\\q\n", timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
 
 
 def sql_literal(v):
