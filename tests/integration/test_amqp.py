@@ -16,7 +16,6 @@ consumers to do).
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -27,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from brokers import HoldingProxy, RabbitBroker, RabbitQueue  # noqa: E402
 from harness import ROOT, Stack  # noqa: E402
 import test_events  # noqa: E402  (the module: its test case must not run here)
-from test_publisher import (PublisherTestCase, create_db, insert_events, rows,  # noqa: E402
+from test_publisher import (PublisherTestCase, connect, create_db, insert_events, rows,  # noqa: E402
                             scalar, wait_for)
 
 BROKER = None
@@ -189,7 +188,7 @@ class AmqpFaults(PublisherTestCase):
         first = insert_events(self.db, 2)
         p = self.start(BROKER.url("exchange=orders-kill", port=proxy.port),
                        PUBLISHER_HTTP_TIMEOUT_MS=8000, PUBLISHER_LEASE_MS=10000)
-        wait_for(lambda: self.undelivered() == 0, 15, "the first events")
+        wait_for(lambda: self.undelivered() == 0, 15, "the first events", log=p.stderr)
         # The broker routes what the publisher sends now, but its confirms
         # are held back: the publisher dies waiting for them.
         proxy.hold_replies()
@@ -197,12 +196,12 @@ class AmqpFaults(PublisherTestCase):
         wait_for(lambda: queue.depth() >= 22, 10, "the batch in the queue")
         p.kill()
         self.assertEqual(self.undelivered(), 20, "nothing confirmed, nothing recorded")
-        db = sqlite3.connect(self.db)
+        db = connect(self.db)
         db.execute("DELETE FROM publisher_lease")  # its holder is dead; skip the wait
         db.commit()
         db.close()
         p2 = self.start(BROKER.url("exchange=orders-kill"))
-        wait_for(lambda: self.undelivered() == 0, 20, "redelivery")
+        wait_for(lambda: self.undelivered() == 0, 20, "redelivery", log=p2.stderr)
         got = queue.wait_for(42, 20)
         ids = [props.message_id for m, props, b in got]
         self.assertEqual(ids, first + batch + batch, "the unconfirmed batch came again, in order")

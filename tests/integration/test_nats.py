@@ -16,7 +16,6 @@ protocol over a socket, a JetStream pull consumer).
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -28,7 +27,7 @@ from brokers import HoldingProxy, NatsBroker, NatsStream  # noqa: E402
 from harness import ROOT, Stack  # noqa: E402
 import test_events  # noqa: E402  (the module: its test case must not run here)
 from test_amqp import make_changes  # noqa: E402
-from test_publisher import PublisherTestCase, create_db, insert_events, rows, wait_for  # noqa: E402
+from test_publisher import PublisherTestCase, connect, create_db, insert_events, rows, wait_for  # noqa: E402
 
 BROKER = None
 
@@ -135,7 +134,7 @@ class NatsFaults(PublisherTestCase):
         first = insert_events(self.db, 2)
         p = self.start(BROKER.url(query, port=proxy.port), PUBLISHER_HTTP_TIMEOUT_MS=8000,
                        PUBLISHER_LEASE_MS=10000)
-        wait_for(lambda: self.undelivered() == 0, 15, "the first events")
+        wait_for(lambda: self.undelivered() == 0, 15, "the first events", log=p.stderr)
         # The stream stores what the publisher sends now, but its
         # acknowledgements are held back: the publisher dies waiting.
         proxy.hold_replies()
@@ -143,13 +142,13 @@ class NatsFaults(PublisherTestCase):
         stream.wait_for(22, 10)
         p.kill()
         self.assertEqual(self.undelivered(), 20, "nothing acknowledged, nothing recorded")
-        db = sqlite3.connect(self.db)
+        db = connect(self.db)
         db.execute("DELETE FROM publisher_lease")  # its holder is dead; skip the wait
         db.commit()
         db.close()
         # The restarted publisher sends the 20 again, with the same ids ...
         p2 = self.start(BROKER.url(query))
-        wait_for(lambda: self.undelivered() == 0, 20, "redelivery")
+        wait_for(lambda: self.undelivered() == 0, 20, "redelivery", log=p2.stderr)
         # ... and the stream acknowledged them as duplicates, keeping one copy.
         got = stream.messages()
         self.assertEqual([h["Nats-Msg-Id"] for h, e in got], first + batch, "one copy each, in order")

@@ -13,6 +13,7 @@ put in front of it, e.g. "valgrind --error-exitcode=99 --leak-check=full".
 Only 127.0.0.1 is used; every wait is bounded.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -56,37 +57,79 @@ def now_ms():
     return int(time.time() * 1000)
 
 
-def wait_for(predicate, timeout, what):
-    """Polls predicate until true; fails the test after timeout seconds."""
+def wait_for(predicate, timeout, what, log=None):
+    """Polls predicate until true; fails the test after timeout seconds,
+    with log() (a publisher's stderr, say) in the message when given."""
     deadline = time.monotonic() + timeout * SLOW
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.01)
-    raise AssertionError("timed out after %.1fs waiting for %s" % (timeout * SLOW, what))
+    raise AssertionError("timed out after %.1fs waiting for %s%s"
+                         % (timeout * SLOW, what, "; log:\n" + log() if log is not None else ""))
 
 
 # -- the database, as the workers leave it ---------------------------------
 
+@contextlib.contextmanager
+def worker_identity():
+    """As root, the block runs with the worker user's effective uid and gid
+    (the user the publisher drops to); otherwise it runs as it is.
+
+    Why: SQLite creates a WAL database's -wal and -shm files beside it when
+    the first connection reads it, and root's connection creates them as
+    root, then chowns them to the database's owner.  A publisher (www-data)
+    opening them in between cannot open them for writing, falls back to
+    read-only for the life of its connection, and never delivers again
+    ("attempt to write a readonly database" every second): the flaky NATS
+    SIGKILL test, whose root test process polls the database while the
+    restarted publisher opens it.  Files made as the worker user are its
+    own from the first instant."""
+    if os.geteuid() != 0:
+        yield
+        return
+    import pwd
+    user = pwd.getpwnam(os.environ.get("WORKER_USER") or "www-data")
+    gid = os.getegid()
+    os.setegid(user.pw_gid)
+    os.seteuid(user.pw_uid)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(gid)
+
+
 def create_db(path):
     """The schema as the workers' migration leaves it, recorded in
-    schema_migrations: the publisher waits until it is at its version."""
-    db = sqlite3.connect(path)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
-               " name TEXT NOT NULL, applied_at INTEGER NOT NULL)")
-    for migration in MIGRATIONS:
-        db.executescript(migration.read_text())
-        db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                   (int(migration.name.split("_")[0]), migration.name, now_ms()))
-    db.commit()
-    db.close()
+    schema_migrations: the publisher waits until it is at its version.
+    Made as the worker user, as the workers make it (the directory must be
+    theirs: PublisherTestCase's is)."""
+    with worker_identity():
+        db = sqlite3.connect(path)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+                       " name TEXT NOT NULL, applied_at INTEGER NOT NULL)")
+            for migration in MIGRATIONS:
+                db.executescript(migration.read_text())
+                db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                           (int(migration.name.split("_")[0]), migration.name, now_ms()))
+            db.commit()
+        finally:
+            db.close()
 
 
 def connect(path):
-    db = sqlite3.connect(path, timeout=30, isolation_level=None)
-    db.execute("PRAGMA busy_timeout=30000")
+    """A connection for the test's own reads and writes.  Its first read,
+    which opens (or creates) the -wal and -shm files, is made as the worker
+    user (worker_identity); SQLite keeps them open for the connection's
+    life, so nothing it does later as root creates a file."""
+    with worker_identity():
+        db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA busy_timeout=30000")
+        db.execute("SELECT count(*) FROM sqlite_master").fetchall()
     return db
 
 
@@ -457,6 +500,7 @@ class TestDelivery(PublisherTestCase):
         # migration makes it appear (and owned as theirs when root).
         staging = self.dir / "staging"
         staging.mkdir()
+        hand_over_to_worker_user(str(staging))
         create_db(str(staging / "orders.db"))
         ids = insert_events(str(staging / "orders.db"), 3)
         hand_over_to_worker_user(str(staging))
