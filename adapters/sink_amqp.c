@@ -38,7 +38,6 @@
  * budget; the lease may then pass to a standby, costing duplicates, never
  * losses.
  */
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -76,7 +75,7 @@ struct sink_amqp {
     /* one batch's outcome, per message */
     int cap;
     unsigned char *acked, *failed;
-    char why[200];               /* the first failure, for the result */
+    struct sink_why why;         /* the first failure, for the result */
 };
 
 static long long sink_amqp_now_ms(void)
@@ -133,6 +132,8 @@ static int sink_amqp_parse(const char *spec, struct sink_amqp *s, char *err, siz
         info.vhost = "/";
     s->base_url = base;
     s->info = info;
+    s->why.secrets[0] = s->info.password;
+    s->why.secrets[1] = s->info.user;
     s->binary = binary != 0;
     s->exchange = sink_query_get(spec, "exchange", NULL);
     if (s->exchange == NULL)
@@ -154,26 +155,10 @@ static int sink_amqp_check(const char *spec, char *err, size_t errlen)
 
 /* ---- errors ------------------------------------------------------------- */
 
-static void sink_amqp_why(struct sink_amqp *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Keeps the first reason of a batch; credentials are scrubbed. */
-static void sink_amqp_why(struct sink_amqp *s, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (s->why[0] != '\0')
-        return;
-    va_start(ap, fmt);
-    vsnprintf(s->why, sizeof(s->why), fmt, ap);
-    va_end(ap);
-    sink_scrub(s->why, sizeof(s->why), s->info.password);
-    sink_scrub(s->why, sizeof(s->why), s->info.user);
-}
-
 /* The broker's words for a closed channel or connection. */
 static void sink_amqp_why_close(struct sink_amqp *s, const char *what, uint16_t code, amqp_bytes_t text)
 {
-    sink_amqp_why(s, "the broker closed the %s: %u %.*s", what, code,
+    sink_why_note(&s->why, "the broker closed the %s: %u %.*s", what, code,
                   (int)(text.len > 150 ? 150 : text.len), (const char *)text.bytes);
 }
 
@@ -184,24 +169,24 @@ static bool sink_amqp_rpc_ok(struct sink_amqp *s, amqp_rpc_reply_t reply, const 
     case AMQP_RESPONSE_NORMAL:
         return true;
     case AMQP_RESPONSE_NONE:
-        sink_amqp_why(s, "%s: no reply", step);
+        sink_why_note(&s->why, "%s: no reply", step);
         return false;
     case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-        sink_amqp_why(s, "%s: %s", step, amqp_error_string2(reply.library_error));
+        sink_why_note(&s->why, "%s: %s", step, amqp_error_string2(reply.library_error));
         return false;
     case AMQP_RESPONSE_SERVER_EXCEPTION:
         if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
             const amqp_connection_close_t *c = reply.reply.decoded;
-            sink_amqp_why(s, "%s: the broker closed the connection: %u %.*s", step, c->reply_code,
+            sink_why_note(&s->why, "%s: the broker closed the connection: %u %.*s", step, c->reply_code,
                           (int)(c->reply_text.len > 150 ? 150 : c->reply_text.len),
                           (const char *)c->reply_text.bytes);
         } else if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
             const amqp_channel_close_t *c = reply.reply.decoded;
-            sink_amqp_why(s, "%s: the broker closed the channel: %u %.*s", step, c->reply_code,
+            sink_why_note(&s->why, "%s: the broker closed the channel: %u %.*s", step, c->reply_code,
                           (int)(c->reply_text.len > 150 ? 150 : c->reply_text.len),
                           (const char *)c->reply_text.bytes);
         } else {
-            sink_amqp_why(s, "%s: unexpected answer from the broker", step);
+            sink_why_note(&s->why, "%s: unexpected answer from the broker", step);
         }
         return false;
     }
@@ -226,20 +211,20 @@ static bool sink_amqp_socket(struct sink_amqp *s, long long deadline)
     if (s->info.ssl) {
         sock = amqp_ssl_socket_new(s->conn);
         if (sock == NULL) {
-            sink_amqp_why(s, "cannot set up TLS");
+            sink_why_note(&s->why, "cannot set up TLS");
             return false;
         }
         amqp_ssl_socket_set_verify_peer(sock, 1);
         amqp_ssl_socket_set_verify_hostname(sock, 1);
         rc = amqp_ssl_socket_set_cacert(sock, s->cacert);
         if (rc != AMQP_STATUS_OK) {
-            sink_amqp_why(s, "loading the CA certificates %s: %s", s->cacert, amqp_error_string2(rc));
+            sink_why_note(&s->why, "loading the CA certificates %s: %s", s->cacert, amqp_error_string2(rc));
             return false;
         }
     } else {
         sock = amqp_tcp_socket_new(s->conn);
         if (sock == NULL) {
-            sink_amqp_why(s, "cannot set up a socket");
+            sink_why_note(&s->why, "cannot set up a socket");
             return false;
         }
     }
@@ -248,7 +233,7 @@ static bool sink_amqp_socket(struct sink_amqp *s, long long deadline)
                           : s->connect_timeout_ms);
     rc = amqp_socket_open_noblock(sock, s->info.host, s->info.port, &tv);
     if (rc != AMQP_STATUS_OK) {
-        sink_amqp_why(s, "connecting to %s:%d: %s", s->info.host, s->info.port, amqp_error_string2(rc));
+        sink_why_note(&s->why, "connecting to %s:%d: %s", s->info.host, s->info.port, amqp_error_string2(rc));
         return false;
     }
     return true;
@@ -262,7 +247,7 @@ static bool sink_amqp_connect(struct sink_amqp *s, long long deadline)
 
     s->conn = amqp_new_connection();
     if (s->conn == NULL) {
-        sink_amqp_why(s, "out of memory");
+        sink_why_note(&s->why, "out of memory");
         return false;
     }
     if (!sink_amqp_socket(s, deadline))
@@ -270,7 +255,7 @@ static bool sink_amqp_connect(struct sink_amqp *s, long long deadline)
     tv = sink_amqp_tv(deadline - sink_amqp_now_ms());
     if (amqp_set_handshake_timeout(s->conn, &tv) != AMQP_STATUS_OK ||
         amqp_set_rpc_timeout(s->conn, &tv) != AMQP_STATUS_OK) {
-        sink_amqp_why(s, "cannot set timeouts");
+        sink_why_note(&s->why, "cannot set timeouts");
         goto fail;
     }
     /* No heartbeat: the publisher may sleep for minutes between events,
@@ -402,7 +387,7 @@ static bool sink_amqp_returned(struct sink_amqp *s, const struct sink_message *m
     amqp_message_t msg;
     amqp_rpc_reply_t reply;
 
-    sink_amqp_why(s, "returned by the broker: %u %.*s (exchange %s, routing key %.*s)", ret->reply_code,
+    sink_why_note(&s->why, "returned by the broker: %u %.*s (exchange %s, routing key %.*s)", ret->reply_code,
                   (int)(ret->reply_text.len > 80 ? 80 : ret->reply_text.len),
                   (const char *)ret->reply_text.bytes, s->exchange,
                   (int)(ret->routing_key.len > 60 ? 60 : ret->routing_key.len),
@@ -437,7 +422,7 @@ static enum sink_amqp_wait sink_amqp_confirms(struct sink_amqp *s, const struct 
         int rc;
 
         if (left <= 0) {
-            sink_amqp_why(s, "no confirm from the broker within %lld ms", s->timeout_ms);
+            sink_why_note(&s->why, "no confirm from the broker within %lld ms", s->timeout_ms);
             return WAIT_BROKEN;
         }
         tv = sink_amqp_tv(left);
@@ -446,7 +431,7 @@ static enum sink_amqp_wait sink_amqp_confirms(struct sink_amqp *s, const struct 
         if (rc == AMQP_STATUS_TIMEOUT)
             continue;
         if (rc != AMQP_STATUS_OK) {
-            sink_amqp_why(s, "waiting for confirms: %s", amqp_error_string2(rc));
+            sink_why_note(&s->why, "waiting for confirms: %s", amqp_error_string2(rc));
             return WAIT_BROKEN;
         }
         if (frame.frame_type != AMQP_FRAME_METHOD)
@@ -459,7 +444,7 @@ static enum sink_amqp_wait sink_amqp_confirms(struct sink_amqp *s, const struct 
         }
         case AMQP_BASIC_NACK_METHOD: {
             const amqp_basic_nack_t *n = frame.payload.method.decoded;
-            sink_amqp_why(s, "the broker could not take the message (basic.nack)");
+            sink_why_note(&s->why, "the broker could not take the message (basic.nack)");
             open -= sink_amqp_settle(s, first, count, n->delivery_tag, n->multiple, false);
             break;
         }
@@ -493,7 +478,7 @@ static int sink_amqp_send(struct sink *base, const struct sink_message *msgs, in
     uint64_t first;
     int n = count, acked = 0;
 
-    s->why[0] = '\0';
+    sink_why_clear(&s->why);
     if (sink_amqp_grow(s, n) != 0) {
         sink_result_set(r, SINK_RETRY, "out of memory");
         return 0;
@@ -501,7 +486,7 @@ static int sink_amqp_send(struct sink *base, const struct sink_message *msgs, in
     memset(s->acked, 0, (size_t)n);
     memset(s->failed, 0, (size_t)n);
     if (s->conn == NULL && !sink_amqp_connect(s, deadline)) {
-        sink_result_set(r, SINK_RETRY, "%s", s->why);
+        sink_result_set(r, SINK_RETRY, "%s", s->why.text);
         return 0;
     }
     first = s->next_tag;
@@ -509,7 +494,7 @@ static int sink_amqp_send(struct sink *base, const struct sink_message *msgs, in
         int rc = sink_amqp_publish(s, &msgs[i]);
 
         if (rc != AMQP_STATUS_OK) {
-            sink_amqp_why(s, "publishing: %s", amqp_error_string2(rc));
+            sink_why_note(&s->why, "publishing: %s", amqp_error_string2(rc));
             n = i; /* the ones before may still be confirmed */
             break;
         }
@@ -527,12 +512,12 @@ static int sink_amqp_send(struct sink *base, const struct sink_message *msgs, in
         return count;
     }
     if (waited == WAIT_REJECTED && n == 1 && acked == 0) {
-        sink_result_set(r, SINK_REJECTED, "%s", s->why);
+        sink_result_set(r, SINK_REJECTED, "%s", s->why.text);
         return 0;
     }
     if (waited == WAIT_REJECTED)
         s->base.max_batch = 1; /* the next call finds out which event it was about */
-    sink_result_set(r, SINK_RETRY, "%s", s->why[0] != '\0' ? s->why : "not confirmed");
+    sink_result_set(r, SINK_RETRY, "%s", s->why.text[0] != '\0' ? s->why.text : "not confirmed");
     return acked;
 }
 

@@ -110,8 +110,8 @@ static enum sink_status sink_http_classify(long code)
 
 static void sink_http_scrub(struct sink_http *s, struct sink_result *r)
 {
-    for (size_t i = 0; i < sizeof(s->secrets) / sizeof(s->secrets[0]); i++)
-        sink_scrub(r->error, sizeof(r->error), s->secrets[i]);
+    sink_scrub_all(r->error, sizeof(r->error), (const char *const *)s->secrets,
+                   sizeof(s->secrets) / sizeof(s->secrets[0]));
 }
 
 static void sink_http_answer(struct sink_http *s, long code, struct sink_result *r)

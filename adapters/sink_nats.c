@@ -32,7 +32,6 @@
  * sink's and retried forever, on a new connection.
  */
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +69,7 @@ struct sink_nats {
     int count, cap;
     unsigned char *state;
     bool rejected;         /* the first failure is about its event */
-    char why[200];
+    struct sink_why why;   /* the batch's first failure */
 };
 
 static long long sink_nats_now_ms(void)
@@ -130,29 +129,12 @@ static int sink_nats_secrets(struct sink_nats *s)
 
 /* ---- errors ------------------------------------------------------------- */
 
-static void sink_nats_why(struct sink_nats *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Keeps the first reason of a batch, scrubbed; the caller holds the lock
- * when the callback may run. */
-static void sink_nats_why(struct sink_nats *s, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (s->why[0] != '\0')
-        return;
-    va_start(ap, fmt);
-    vsnprintf(s->why, sizeof(s->why), fmt, ap);
-    va_end(ap);
-    for (size_t i = 0; i < sizeof(s->secrets) / sizeof(s->secrets[0]); i++)
-        sink_scrub(s->why, sizeof(s->why), s->secrets[i]);
-}
-
 static void sink_nats_why_status(struct sink_nats *s, const char *step, natsStatus st)
 {
     natsStatus last = NATS_OK;
     const char *detail = nats_GetLastError(&last);
 
-    sink_nats_why(s, "%s: %s%s%s", step, natsStatus_GetText(st),
+    sink_why_note(&s->why, "%s: %s%s%s", step, natsStatus_GetText(st),
                   detail != NULL && detail[0] != '\0' ? ": " : "", detail != NULL ? detail : "");
 }
 
@@ -290,13 +272,13 @@ static void sink_nats_acked(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *
             s->state[i] = NATS_ACKED;
         } else {
             s->state[i] = NATS_FAILED;
-            if (s->why[0] == '\0')
+            if (s->why.text[0] == '\0')
                 s->rejected = pae->ErrCode == JSStreamMessageExceedsMaximumErr;
             if (pae->Err == NATS_NO_RESPONDERS)
-                sink_nats_why(s, "no JetStream stream captures subject %s (create one, or add "
+                sink_why_note(&s->why, "no JetStream stream captures subject %s (create one, or add "
                                  "stream=NAME to EVENT_SINK)", s->subject);
             else
-                sink_nats_why(s, "the stream refused the message: %s%s%s (%d)", natsStatus_GetText(pae->Err),
+                sink_why_note(&s->why, "the stream refused the message: %s%s%s (%d)", natsStatus_GetText(pae->Err),
                               pae->ErrText != NULL ? ": " : "", pae->ErrText != NULL ? pae->ErrText : "",
                               (int)pae->ErrCode);
         }
@@ -400,7 +382,7 @@ static int sink_nats_send(struct sink *base, const struct sink_message *msgs, in
     bool too_large = false, complete;
     int sent, acked = 0;
 
-    s->why[0] = '\0';
+    sink_why_clear(&s->why);
     s->rejected = false;
     if (sink_nats_grow(s, count) != 0) {
         sink_result_set(r, SINK_RETRY, "out of memory");
@@ -409,7 +391,7 @@ static int sink_nats_send(struct sink *base, const struct sink_message *msgs, in
     if (s->nc != NULL && natsConnection_IsClosed(s->nc))
         sink_nats_drop(s);
     if (s->nc == NULL && !sink_nats_connect(s, deadline)) {
-        sink_result_set(r, SINK_RETRY, "%s", s->why);
+        sink_result_set(r, SINK_RETRY, "%s", s->why.text);
         return 0;
     }
     pthread_mutex_lock(&s->lock);
@@ -430,7 +412,7 @@ static int sink_nats_send(struct sink *base, const struct sink_message *msgs, in
 
     pthread_mutex_lock(&s->lock);
     if (!complete)
-        sink_nats_why(s, "no acknowledgement from the stream within %lld ms (%s)", s->timeout_ms,
+        sink_why_note(&s->why, "no acknowledgement from the stream within %lld ms (%s)", s->timeout_ms,
                       natsStatus_GetText(st));
     while (acked < sent && s->state[acked] == NATS_ACKED)
         acked++;
@@ -443,11 +425,11 @@ static int sink_nats_send(struct sink *base, const struct sink_message *msgs, in
         return count;
     }
     if ((too_large && sent == 0) || (s->rejected && acked < sent && s->state[acked] == NATS_FAILED)) {
-        sink_result_set(r, SINK_REJECTED, "%s", s->why);
+        sink_result_set(r, SINK_REJECTED, "%s", s->why.text);
         return acked;
     }
     sink_nats_drop(s); /* start afresh: the connection may be half dead */
-    sink_result_set(r, SINK_RETRY, "%s", s->why[0] != '\0' ? s->why : "not acknowledged");
+    sink_result_set(r, SINK_RETRY, "%s", s->why.text[0] != '\0' ? s->why.text : "not acknowledged");
     return acked;
 }
 
@@ -506,6 +488,9 @@ static int sink_nats_open(struct sink **out, const char *spec, const struct sink
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    _Static_assert(sizeof(s->secrets) / sizeof(s->secrets[0]) <= SINK_WHY_SECRETS, "room for the secrets");
+    for (size_t i = 0; i < sizeof(s->secrets) / sizeof(s->secrets[0]); i++)
+        s->why.secrets[i] = s->secrets[i];
     /* Connecting waits for the first batch, like a server down later. */
     *out = &s->base;
     return 0;

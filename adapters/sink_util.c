@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,50 @@ void sink_scrub(char *text, size_t size, const char *secret)
         p[3 + tail] = '\0';
         p += 3;
     }
+}
+
+/* Secrets in decreasing (length, index) order: each round takes the
+ * largest key below the previous round's. */
+void sink_scrub_all(char *text, size_t size, const char *const *secrets, size_t count)
+{
+    size_t prev_len = SIZE_MAX, prev_i = SIZE_MAX;
+
+    for (size_t round = 0; round < count; round++) {
+        size_t pick = SIZE_MAX, pick_len = 0;
+
+        for (size_t i = 0; i < count; i++) {
+            size_t len = secrets[i] != NULL ? strlen(secrets[i]) : 0;
+            bool below_prev = len < prev_len || (len == prev_len && i < prev_i);
+            bool above_pick = pick == SIZE_MAX || len > pick_len || (len == pick_len && i > pick);
+
+            if (below_prev && above_pick) {
+                pick = i;
+                pick_len = len;
+            }
+        }
+        if (pick == SIZE_MAX)
+            break;
+        sink_scrub(text, size, secrets[pick]);
+        prev_len = pick_len;
+        prev_i = pick;
+    }
+}
+
+void sink_why_clear(struct sink_why *why)
+{
+    why->text[0] = '\0';
+}
+
+void sink_why_note(struct sink_why *why, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (why->text[0] != '\0')
+        return;
+    va_start(ap, fmt);
+    vsnprintf(why->text, sizeof(why->text), fmt, ap);
+    va_end(ap);
+    sink_scrub_all(why->text, sizeof(why->text), why->secrets, SINK_WHY_SECRETS);
 }
 
 /* The query: from after '?' to the fragment; len 0 when there is none. */

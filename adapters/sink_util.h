@@ -26,6 +26,32 @@ void sink_url_describe(const char *url, const char *const *keep, char *out, size
  * in place; text stays NUL-terminated within size. */
 void sink_scrub(char *text, size_t size, const char *secret);
 
+/* sink_scrub for each of secrets[0..count) (NULL or "" ones skipped),
+ * longest first: a user name that is part of the password must not turn
+ * the password into "***" plus the rest of it. */
+void sink_scrub_all(char *text, size_t size, const char *const *secrets, size_t count);
+
+/*
+ * The first reason a sink call failed, as its result will give it: a broker
+ * adapter notes every failure it meets, but only the first one is the
+ * cause (what follows it, a closed channel, missing confirms, are its
+ * consequences).  The text never holds a credential of the sink's URL:
+ * the adapter points secrets at them once it has parsed the URL.
+ */
+#define SINK_WHY_SECRETS 4
+struct sink_why {
+    char text[200];                          /* "" until a failure */
+    const char *secrets[SINK_WHY_SECRETS];   /* hidden from text; NULL: none */
+};
+
+/* Forgets the last call's reason, at the start of a call. */
+void sink_why_clear(struct sink_why *why);
+
+/* Keeps the formatted reason, scrubbed (sink_scrub_all), unless the call
+ * already has one.  The caller holds whatever lock guards why when another
+ * thread (a client library's callback) may note a reason too. */
+void sink_why_note(struct sink_why *why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Whether s is a URL scheme followed by "://" (RFC 3986 scheme syntax);
  * when it is, *scheme_len is the length of the scheme. */
 int sink_url_scheme(const char *s, size_t *scheme_len);

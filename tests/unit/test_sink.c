@@ -124,6 +124,33 @@ START_TEST(test_scrub)
 }
 END_TEST
 
+/* The user name "orders" is part of the password: scrubbed first, it
+ * would leave "***-horse" of the password in the text. */
+START_TEST(test_scrub_all_longest_first)
+{
+    char text[64] = "login orders / orders-horse refused";
+    const char *secrets[] = {"orders", NULL, "orders-horse", ""};
+
+    sink_scrub_all(text, sizeof(text), secrets, 4);
+    ck_assert_str_eq(text, "login *** / *** refused");
+}
+END_TEST
+
+START_TEST(test_why_keeps_the_first_reason_scrubbed)
+{
+    struct sink_why why = {.secrets = {"orders", "orders-horse"}};
+
+    sink_why_clear(&why);
+    sink_why_note(&why, "connecting as %s:%s: %s", "orders", "orders-horse", "refused");
+    sink_why_note(&why, "no confirm within %d ms", 5000);
+    ck_assert_str_eq(why.text, "connecting as ***:***: refused");
+    sink_why_clear(&why);
+    ck_assert_str_eq(why.text, "");
+    sink_why_note(&why, "no confirm within %d ms", 5000);
+    ck_assert_str_eq(why.text, "no confirm within 5000 ms");
+}
+END_TEST
+
 /* ---- the file sink -------------------------------------------------------- */
 
 #define MAX_SYNCS 16
@@ -365,6 +392,8 @@ static Suite *sink_suite(void)
     suite_add_tcase(s, table);
     tcase_add_test(text, test_url_describe);
     tcase_add_test(text, test_scrub);
+    tcase_add_test(text, test_scrub_all_longest_first);
+    tcase_add_test(text, test_why_keeps_the_first_reason_scrubbed);
     suite_add_tcase(s, text);
     tcase_add_unchecked_fixture(file, base_setup, base_teardown);
     tcase_add_checked_fixture(file, file_setup, file_teardown);
