@@ -21,8 +21,8 @@ web_group=${WEB_GROUP:-www-data}
 export RUNTIME_DIR=${RUNTIME_DIR:-$state_dir}
 export DATABASE_PATH=${DATABASE_PATH:-$state_dir/orders.db}
 export WORKER_USER=${WORKER_USER:-$orders_user}
-# The pool stays larger than the idle connections nginx keeps (the site's
-# keepalive 1 times nginx's worker_processes auto).
+# Twice the CPUs, as the systemd unit starts (deploy/orders.default says
+# why); orders-fcgi alone and scripts/run-stack take the CPUs.
 export WORKERS=${WORKERS:-$(( $(nproc) * 2 ))}
 
 say() { printf 'orders-entrypoint: %s\n' "$*" >&2; }

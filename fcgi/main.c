@@ -7,7 +7,8 @@
  *
  * The listening socket is fd 0, as spawn-fcgi leaves it.  Configuration is
  * the environment (core/config.h); WORKERS sets the pool size (default: the
- * number of CPUs), WORKER_THREADS the serving threads in each (default 4,
+ * number of CPUs, as nproc counts them; the installed systemd unit and the
+ * container's entrypoint set twice that), WORKER_THREADS the serving threads in each (default 4,
  * fcgi/adapter.h), WORKER_MAX_REQUESTS recycles a worker after that many
  * requests (default 0: never), WORKER_USER names the account workers run
  * as when started as root (default www-data).
@@ -21,6 +22,7 @@
  * JWT secret the master hands to its workers (common/secret.h).
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -234,11 +236,23 @@ static int worker_main(const struct worker_args *wa)
     return 0;
 }
 
+/* The CPUs this process may run on, as nproc counts them (its affinity
+ * mask, which a container's or a unit's CPU set narrows), so that "the
+ * number of CPUs" means one number whoever starts the pool. */
+static long pool_cpus(void)
+{
+    cpu_set_t set;
+
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        return CPU_COUNT(&set);
+    return sysconf(_SC_NPROCESSORS_ONLN);
+}
+
 /* The pool's own settings, read by the common rules (common/settings.h).
  * Returns 0, or -1 after one line on stderr. */
 static int pool_read_settings(int *workers, int *max_requests, int *threads)
 {
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    long ncpu = pool_cpus();
     long fallback = ncpu < 1 ? 1 : ncpu > POOL_MAX_WORKERS ? POOL_MAX_WORKERS : ncpu;
     char err[256];
     const struct setting rows[] = {
