@@ -248,9 +248,15 @@ static void pg_set_error(struct pg_store *s, const char *what, const char *messa
 {
     snprintf(s->error, sizeof s->error, "%s%s%s", what, message != NULL ? ": " : "",
              message != NULL ? message : "");
-    for (char *p = s->error; *p != '\0'; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
+    /* line breaks and tabs become one space each run */
+    char *to = s->error;
+    for (const char *p = s->error; *p != '\0'; p++) {
+        bool blank = *p == '\n' || *p == '\r' || *p == '\t' || *p == ' ';
+        if (blank && (to == s->error || to[-1] == ' '))
+            continue;
+        *to++ = blank ? ' ' : *p;
+    }
+    *to = '\0';
     size_t n = strlen(s->error);
     while (n > 0 && s->error[n - 1] == ' ')
         s->error[--n] = '\0';

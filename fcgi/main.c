@@ -106,9 +106,19 @@ static struct store *open_store(const struct config *cfg, bool migrate, bool ser
         return st;
     }
     if (migrated != STORE_OK) {
-        fprintf(stderr, "orders-fcgi: %s\n", err);
-        if (unreachable != NULL)
-            *unreachable = migrated == STORE_BUSY;
+        if (migrated == STORE_BUSY && unreachable != NULL) {
+            /* One line for the journal: what, where (no password), why,
+             * and that it is worth trying again (exit 75). */
+            char where[256];
+            store_describe(cfg->database_path, where, sizeof where);
+            fprintf(stderr,
+                    "orders-fcgi: migrations not applied: the database %s is unreachable or"
+                    " busy now (%s); exit 75, try again later\n",
+                    where, err);
+            *unreachable = true;
+        } else {
+            fprintf(stderr, "orders-fcgi: %s\n", err);
+        }
         store_close(st);
         return NULL;
     }
