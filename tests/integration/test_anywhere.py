@@ -11,6 +11,7 @@ import os
 import pwd
 import re
 import socket
+import subprocess
 import unittest
 
 from harness import BUILD, Stack
@@ -93,6 +94,23 @@ class PrivateRuntimeDir(unittest.TestCase):
                 self.assertEqual({p[1] for p in fcgi_workers}, {www}, procs)
                 nginx_workers = [p for p in procs if p[2].startswith("nginx: worker")]
                 self.assertEqual({p[1] for p in nginx_workers}, {www}, procs)
+                # What root's nginx master reads (its configuration) and
+                # opens (its pid file, its logs) sits in root's directories,
+                # which the workers, who write in RUNTIME_DIR, cannot put
+                # directories of their own in place of.
+                st = os.stat(s.runtime)
+                self.assertEqual((st.st_uid, st.st_mode & 0o7777), (0, 0o1770))
+                for sub in ("nginx", "logs"):
+                    self.assertEqual(os.lstat(os.path.join(s.runtime, sub)).st_uid, 0, sub)
+                    swap = subprocess.run(
+                        ["setpriv", "--reuid=%d" % www, "--regid=%d" % pwd.getpwuid(www).pw_gid,
+                         "--init-groups", "--", "mv", os.path.join(s.runtime, sub),
+                         os.path.join(s.runtime, sub + ".theirs")],
+                        capture_output=True, text=True, timeout=10)
+                    self.assertNotEqual(swap.returncode, 0, "the worker user moved %s away" % sub)
+                    self.assertTrue(os.path.isfile(os.path.join(s.runtime, "nginx", "nginx.conf")))
+                # and they still write theirs there: the database is theirs
+                self.assertEqual(os.stat(os.path.join(s.runtime, "orders.db")).st_uid, www)
 
 
 class Secrets(unittest.TestCase):
