@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "libpq_load.h"
 #include "store.h"
 #include "store_postgres.h"
 #include "store_sqlite.h"
@@ -15,10 +16,13 @@
 static const struct store_engine_row {
     const char *prefix; /* NULL: anything else */
     const struct store_ops *ops;
+    /* Run before the engine's first open: loads its client library
+     * (libpq_load.h).  NULL: nothing to load. */
+    int (*load)(char *err, size_t errlen);
 } store_engines[] = {
-    {"postgresql://", &store_postgres_ops}, /* DATABASE_URL */
-    {"postgres://", &store_postgres_ops},
-    {NULL, &store_sqlite_ops}, /* DATABASE_PATH: a file */
+    {"postgresql://", &store_postgres_ops, libpq_load}, /* DATABASE_URL */
+    {"postgres://", &store_postgres_ops, libpq_load},
+    {NULL, &store_sqlite_ops, NULL}, /* DATABASE_PATH: a file */
 };
 
 enum store_status store_open(const struct store_options *opt, struct store **out,
@@ -31,8 +35,11 @@ enum store_status store_open(const struct store_options *opt, struct store **out
     }
     for (size_t i = 0; i < sizeof store_engines / sizeof store_engines[0]; i++) {
         const struct store_engine_row *row = &store_engines[i];
-        if (row->prefix == NULL || strncmp(opt->location, row->prefix, strlen(row->prefix)) == 0)
-            return row->ops->open(opt, out, err, errlen);
+        if (row->prefix != NULL && strncmp(opt->location, row->prefix, strlen(row->prefix)) != 0)
+            continue;
+        if (row->load != NULL && row->load(err, errlen) != 0)
+            return STORE_ERROR;
+        return row->ops->open(opt, out, err, errlen);
     }
     snprintf(err, errlen, "no store engine for this location");
     return STORE_ERROR;
