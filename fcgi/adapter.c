@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -371,6 +372,7 @@ struct fcgi_pool {
     volatile sig_atomic_t *stop;   /* set by the worker's SIGTERM handler */
     unsigned long max_requests;    /* 0: no limit */
     atomic_ulong served;
+    atomic_ulong trimmed_at;       /* served when memory was last given back */
     atomic_bool retiring;          /* no more accepts */
     atomic_int open_conns;         /* accepted and not yet closed */
     int epoll_fd;
@@ -511,6 +513,25 @@ static void fcgi_serve_conn(struct fcgi_thread *t, int fd, bool fresh)
         fcgi_close_conn(p, fd); /* cannot happen short of a kernel out of memory */
 }
 
+/* A thread that waited FCGI_IDLE_TICK_MS with nothing to serve gives the
+ * memory the worker's requests freed back to the kernel: glibc returns only
+ * the top of the heap by itself, and the pages freed below it (the last
+ * burst's response bodies, JSON trees, statement results) stay resident,
+ * and count in the worker's Pss, until they are reused.  Once per idle
+ * spell (the first thread to notice), never on a request's path; the next
+ * burst faults the pages back in.  Measured (4 threads, one malloc arena,
+ * 1,000 orders, 400 requests on 8 kept connections, three runs): the
+ * heap's resident size was 1250 to 1670 KiB right after the requests and
+ * 1340 to 1370 KiB two seconds later, the worker's Pss 2.6-2.8 MiB and
+ * 2.3-2.4 MiB. */
+static void fcgi_idle_trim(struct fcgi_pool *p)
+{
+    unsigned long served = atomic_load(&p->served);
+    unsigned long last = atomic_load(&p->trimmed_at);
+    if (served != last && atomic_compare_exchange_strong(&p->trimmed_at, &last, served))
+        malloc_trim(0);
+}
+
 /* One thread's loop: the next ready connection or accept, until the worker
  * retires and nginx has closed every connection it had. */
 static void fcgi_thread_serve(struct fcgi_thread *t)
@@ -530,6 +551,8 @@ static void fcgi_thread_serve(struct fcgi_thread *t)
             *p->stop = 1; /* a broken epoll set: retire, the pool replaces us */
             continue;
         }
+        if (n == 0 && !retiring)
+            fcgi_idle_trim(p);
         if (n <= 0)
             continue;
         int fd = (int)(uint32_t)ev.data.u64;
@@ -556,6 +579,7 @@ unsigned long fcgi_serve(struct app *const *apps, int threads,
     struct fcgi_pool pool = {.stop = stop, .max_requests = max_requests,
                              .epoll_fd = -1, .listen_fd = 0, .sb = sb};
     atomic_init(&pool.served, 0);
+    atomic_init(&pool.trimmed_at, 0);
     atomic_init(&pool.retiring, false);
     atomic_init(&pool.open_conns, 0);
     struct fcgi_thread *t = calloc((size_t)threads, sizeof *t);
