@@ -24,6 +24,8 @@
     X(ConnStatusType, PQstatus, (const PGconn *conn), (conn))                                   \
     X(char *, PQerrorMessage, (const PGconn *conn), (conn))                                     \
     X(int, PQsocket, (const PGconn *conn), (conn))                                              \
+    X(PQnoticeReceiver, PQsetNoticeReceiver,                                                    \
+      (PGconn * conn, PQnoticeReceiver proc, void *arg), (conn, proc, arg))                     \
     X(PGresult *, PQexec, (PGconn * conn, const char *query), (conn, query))                    \
     X(PGresult *, PQexecParams,                                                                 \
       (PGconn * conn, const char *command, int nParams, const Oid *paramTypes,                  \

@@ -61,6 +61,7 @@
 
 #include "clock.h"
 #include "embedded_migrations.h"
+#include "log.h"
 #include "metrics.h"
 
 #define PG_RECONNECT_MS 500
@@ -353,6 +354,26 @@ static bool pg_begin(struct pg_store *s, enum store_status *why)
 
 static enum store_status pg_migrate_now(struct pg_store *s);
 
+/* What the server says besides results (a NOTICE that a table exists, a
+ * WARNING, the FATAL "terminating connection" it sends before closing a
+ * connection at shutdown) goes to the process's JSON log, not to libpq's
+ * default of raw lines on stderr: notices at debug, the rest at warn. */
+static void pg_notice(void *arg, const PGresult *res)
+{
+    (void)arg;
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    bool minor = severity == NULL || strcmp(severity, "NOTICE") == 0 ||
+                 strcmp(severity, "INFO") == 0 || strcmp(severity, "LOG") == 0 ||
+                 strcmp(severity, "DEBUG") == 0;
+    struct log_field f[] = {LOG_STR("severity", severity != NULL ? severity : "?"),
+                            LOG_STR("sqlstate", state != NULL ? state : ""),
+                            LOG_STR("detail", message != NULL ? message : "")};
+    log_emit(log_process(), minor ? LOG_DEBUG : LOG_WARN, NULL, "database message", f,
+             LOG_COUNT(f));
+}
+
 /* Connected, configured and (for a worker) migrated; else STORE_BUSY or
  * what the migration met. */
 static enum store_status pg_ready(struct pg_store *s)
@@ -373,6 +394,7 @@ static enum store_status pg_ready(struct pg_store *s)
             pg_drop(s);
             return STORE_BUSY;
         }
+        PQsetNoticeReceiver(s->conn, pg_notice, NULL);
         char sql[96];
         /* A writer waits for a row lock at most the busy timeout, then 503. */
         snprintf(sql, sizeof sql, "SET lock_timeout = %d", s->busy_timeout_ms);

@@ -198,6 +198,14 @@ class TwoHosts(unittest.TestCase):
                     r = host.request("GET", "/orders?limit=1", token=self.token)
                 answers.append((r.status, r.body[:200] if r.status >= 400 else ""))
         self.assertEqual([a for a in answers if a[0] not in (200, 201)], [], answers)
+        # What the server said as it closed the connections is a JSON log
+        # line, not libpq's raw "FATAL:  terminating connection" on stderr.
+        for host in self.hosts:
+            with open(host.stderr_path, "rb") as f:
+                raw = [l for l in f if l.startswith((b"FATAL:", b"NOTICE:", b"WARNING:"))]
+            self.assertEqual(raw, [])
+            said = [l for l in host.worker_log_lines() if l.get("message") == "database message"]
+            self.assertIn("57P01", {l.get("sqlstate") for l in said})
 
     def test_5_database_down_then_back(self):
         """Unreachable database: 503 problems with Retry-After and /readyz
