@@ -1,17 +1,21 @@
 """The README's run command itself: scripts/serve serves GET /healthz through
 nginx within seconds, prints a ready-to-paste example with a working token,
-and Ctrl-C (SIGINT) stops every process it started and exits 0."""
+and Ctrl-C (SIGINT) stops every process it started and exits 0; a request
+in flight when Ctrl-C comes is answered, not dropped (run-stack stops its
+children in order: nginx stops accepting and finishes, then the pool, then
+the publisher)."""
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 import unittest
 import urllib.request
 
-from harness import BUILD, ROOT, free_port
+from harness import BUILD, ROOT, Stack, free_port
 
 
 class Serve(unittest.TestCase):
@@ -78,6 +82,68 @@ class Serve(unittest.TestCase):
             return os.getsid(pid) == sid
         except OSError:
             return False
+
+
+
+class CtrlC(unittest.TestCase):
+    def test_a_request_in_flight_is_answered(self):
+        """SIGINT to run-stack's process group, as a terminal sends it, while
+        a POST's body is half sent: the stop waits for it, and the rest of
+        the body gets its 201.  Were nginx reached by the SIGINT itself, it
+        would stop at once (its fast shutdown) and drop the connection."""
+        with Stack(workers=1) as s:
+            body = json.dumps({"customerId": "ctrl-c", "items": ["i-1"]}).encode()
+            half = len(body) // 2
+            with socket.create_connection(("127.0.0.1", s.port), timeout=10) as c:
+                c.sendall(b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          b"Authorization: Bearer %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                          % (s.token().encode(), len(body)) + body[:half])
+                # Once nginx has read what was sent (its end of the
+                # connection has nothing left unread), it is reading the
+                # request's body: a request in flight.  Ctrl-C now.
+                client_port = c.getsockname()[1]
+                s.wait_for(lambda: unread_by_server(s.port, client_port) == 0, timeout=10,
+                           what="nginx to read the request's head")
+                os.killpg(s.proc.pid, signal.SIGINT)
+                # run-stack asks nginx to stop gracefully: once it no
+                # longer accepts, the request is the one thing it waits for.
+                s.wait_for(lambda: not port_accepts(s.port), timeout=10, what="nginx to stop accepting")
+                c.sendall(body[half:])
+                got = b""
+                while True:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+            status = got.split(b"\r\n", 1)[0].decode("latin-1")
+            self.assertIn(" 201 ", status, got[:2000])
+            self.assertEqual(s.proc.wait(30), 0)
+            with open(s.stderr_path, errors="replace") as f:
+                logs = f.read()
+        # The supervisor knows the stop is a stop: no restart reported.
+        self.assertNotIn("restarting", logs)
+        self.assertIn("run-stack: stopped", logs)
+
+
+def unread_by_server(port, client_port):
+    """Bytes waiting unread on the server's end of the IPv4 loopback
+    connection from client_port to port (/proc/net/tcp); None when there is
+    no such connection."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, remote, queues = fields[1], fields[2], fields[4]
+            if int(local.split(":")[1], 16) == port and int(remote.split(":")[1], 16) == client_port:
+                return int(queues.split(":")[1], 16)
+    return None
+
+
+def port_accepts(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":
