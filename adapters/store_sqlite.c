@@ -36,6 +36,7 @@
 
 #include "clock.h"
 #include "embedded_migrations.h"
+#include "log.h"
 #include "metrics.h"
 
 /* The writers' turns, in the first bytes of DATABASE-wlock, mapped shared
@@ -225,6 +226,11 @@ struct sqlite_store {
     long long (*clock_ms)(void);
     char *path;
     int busy_timeout_ms;
+    bool synchronous_full; /* how it was opened, for sqlite_reopen */
+    bool create;
+    /* The extended code of the failure that ended the last write, taken
+     * before its ROLLBACK (0: see sqlite3_extended_errcode). */
+    int failure_code;
     /* When the current wait for the lock gives up (CLOCK_MONOTONIC ms).
      * Set by sqlite_begin_write for all its attempts together; otherwise by
      * the busy handler at the start of each wait. */
@@ -599,6 +605,7 @@ static int sqlite_begin_write(struct sqlite_store *s)
 
 static enum store_status sqlite_rollback(struct sqlite_store *s, enum store_status why)
 {
+    s->failure_code = sqlite3_extended_errcode(s->db);
     /* After SQLITE_FULL or an I/O error SQLite may already have rolled the
      * transaction back; a failing ROLLBACK then changes nothing. */
     if (!sqlite3_get_autocommit(s->db))
@@ -639,6 +646,29 @@ static void sqlite_close(struct store *st)
     free(s);
 }
 
+/* Opens a connection to s->path as s says (create, synchronous) and sets it
+ * up: the one path of sqlite_open and sqlite_reopen.  *db is set even on
+ * failure (NULL only when out of memory); the caller closes it. */
+static int sqlite_connect(struct sqlite_store *s, sqlite3 **db)
+{
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (s->create ? SQLITE_OPEN_CREATE : 0);
+    int rc = sqlite3_open_v2(s->path, db, flags, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_busy_handler(*db, sqlite_busy_wait, s);
+    /* WAL: readers never wait for the writer, and a commit is one append.
+     * synchronous=FULL syncs the WAL on every commit, so an acknowledged
+     * order survives a power cut; NORMAL syncs only at checkpoints. */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(*db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(*db, s->synchronous_full ? "PRAGMA synchronous=FULL"
+                                                   : "PRAGMA synchronous=NORMAL",
+                          NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(*db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
+    return rc;
+}
+
 static enum store_status sqlite_open(const struct store_options *opt, struct store **out,
                                      char *err, size_t errlen)
 {
@@ -654,28 +684,17 @@ static enum store_status sqlite_open(const struct store_options *opt, struct sto
     s->inotify_fd = -1;
     s->clock_ms = opt->clock_ms != NULL ? opt->clock_ms : clock_now_ms;
     s->busy_timeout_ms = opt->busy_timeout_ms > 0 ? opt->busy_timeout_ms : 0;
+    s->synchronous_full = opt->synchronous_full;
     /* Without create (the publisher), the workers own the database's
      * creation and its permissions: a publisher that started first waits. */
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (opt->create ? SQLITE_OPEN_CREATE : 0);
-    int rc = sqlite3_open_v2(opt->location, &s->db, flags, NULL);
+    s->create = opt->create;
+    int rc = sqlite_connect(s, &s->db);
     if (rc == SQLITE_CANTOPEN && !opt->create && access(opt->location, F_OK) != 0 &&
         errno == ENOENT) {
         snprintf(err, errlen, "the database %s does not exist yet", opt->location);
         sqlite_close(&s->base);
         return STORE_NOT_FOUND;
     }
-    if (rc == SQLITE_OK)
-        rc = sqlite3_busy_handler(s->db, sqlite_busy_wait, s);
-    /* WAL: readers never wait for the writer, and a commit is one append.
-     * synchronous=FULL syncs the WAL on every commit, so an acknowledged
-     * order survives a power cut; NORMAL syncs only at checkpoints. */
-    if (rc == SQLITE_OK)
-        rc = sqlite_exec(s, "PRAGMA journal_mode=WAL");
-    if (rc == SQLITE_OK)
-        rc = sqlite_exec(s, opt->synchronous_full ? "PRAGMA synchronous=FULL"
-                                                  : "PRAGMA synchronous=NORMAL");
-    if (rc == SQLITE_OK)
-        rc = sqlite_exec(s, "PRAGMA foreign_keys=ON");
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", opt->location,
                  s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
@@ -687,6 +706,122 @@ static enum store_status sqlite_open(const struct store_options *opt, struct sto
     s->turns = sqlite_wlock_map(s->wlock_fd);
     *out = &s->base;
     return STORE_OK;
+}
+
+/* ---- a connection that became read-only -------------------------------- */
+
+/*
+ * A connection that opened the database while its -wal or -shm was not
+ * writable to this process (a root sqlite3 shell, a root test harness that
+ * created them a moment before) holds them read-only for its whole life:
+ * every write then fails with SQLITE_READONLY (or _RECOVERY, _CANTINIT,
+ * _DIRECTORY...), long after the files have become writable again.  So a
+ * write that failed that way is retried once on a new connection, opened
+ * as the first was (sqlite_connect) with the same statements prepared.
+ *
+ * The retry cannot apply anything twice: a write transaction that failed
+ * was rolled back (sqlite_rollback) and a failed autocommit statement
+ * wrote nothing, and the retry happens only when no transaction is open.
+ * The new connection replaces the old one only once it is fully set up;
+ * otherwise the old one stays and the write answers as before.
+ *
+ * Within one process SQLite shares the -shm mapping among its connections
+ * to one file, so a read-only -shm is given up only when the process's
+ * last connection to it closes; a -wal is each connection's own.
+ */
+static bool sqlite_write_failed_readonly(const struct sqlite_store *s, enum store_status status)
+{
+    int code = s->failure_code != 0 ? s->failure_code : sqlite3_extended_errcode(s->db);
+    return status == STORE_FULL && (code & 0xff) == SQLITE_READONLY;
+}
+
+static bool sqlite_reopen(struct sqlite_store *s)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt[STMT_COUNT] = {NULL};
+    if (!sqlite3_get_autocommit(s->db) || s->wlock_held)
+        return false; /* never with a transaction open */
+    int rc = sqlite_connect(s, &db);
+    for (int i = 0; rc == SQLITE_OK && i < STMT_COUNT; i++)
+        if (s->stmt[i] != NULL)
+            rc = sqlite3_prepare_v3(db, sqlite_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &stmt[i],
+                                    NULL);
+    if (rc != SQLITE_OK) {
+        for (int i = 0; i < STMT_COUNT; i++)
+            sqlite3_finalize(stmt[i]);
+        sqlite3_close(db);
+        return false;
+    }
+    for (int i = 0; i < STMT_COUNT; i++) {
+        sqlite3_finalize(s->stmt[i]);
+        s->stmt[i] = stmt[i];
+    }
+    sqlite3_close(s->db); /* every statement of it is finalized above */
+    s->db = db;
+    return true;
+}
+
+/* A write is about to run (its failure, if any, is recorded afresh). */
+static void sqlite_write_starts(struct sqlite_store *s)
+{
+    s->failure_code = 0;
+}
+
+/* After a write's first attempt: true when it failed on a read-only
+ * connection and a new connection is in place for one more attempt. */
+static bool sqlite_write_retry(struct sqlite_store *s, enum store_status status)
+{
+    if (!sqlite_write_failed_readonly(s, status) || !sqlite_reopen(s))
+        return false;
+    sqlite_write_starts(s);
+    return true;
+}
+
+/* "uid 0, mode 0644" of one of the database's files, or why not. */
+static void sqlite_describe_file(const char *path, const char *suffix, char *out, size_t len)
+{
+    char name[4096];
+    struct stat st;
+    snprintf(name, sizeof name, "%s%s", path, suffix);
+    if (stat(name, &st) != 0)
+        snprintf(out, len, "%s", strerror(errno));
+    else
+        snprintf(out, len, "uid %ld, gid %ld, mode %04o", (long)st.st_uid, (long)st.st_gid,
+                 (unsigned)(st.st_mode & 07777));
+}
+
+/* The end of a write: one line when the connection recovered, one naming
+ * the files when the database is still read-only to this process. */
+static enum store_status sqlite_write_ends(struct sqlite_store *s, enum store_status status,
+                                           bool retried)
+{
+    if (!sqlite_write_failed_readonly(s, status)) {
+        if (retried) {
+            struct log_field f[] = {LOG_STR("database", s->path)};
+            log_emit(log_process(), LOG_WARN, NULL,
+                     "the database connection was read-only (its -wal or -shm file was not"
+                     " writable when it opened); reopened it, writes work again",
+                     f, LOG_COUNT(f));
+        }
+        return status;
+    }
+    char db[96], wal[96], shm[96], uid[32];
+    sqlite_describe_file(s->path, "", db, sizeof db);
+    sqlite_describe_file(s->path, "-wal", wal, sizeof wal);
+    sqlite_describe_file(s->path, "-shm", shm, sizeof shm);
+    snprintf(uid, sizeof uid, "uid %ld, gid %ld", (long)geteuid(), (long)getegid());
+    struct log_field f[] = {LOG_STR("database", s->path), LOG_STR("database_file", db),
+                            LOG_STR("wal_file", wal), LOG_STR("shm_file", shm),
+                            LOG_STR("process", uid),
+                            LOG_STR("error", sqlite3_errstr(s->failure_code != 0
+                                                                ? s->failure_code
+                                                                : sqlite3_extended_errcode(s->db)))};
+    log_emit(log_process(), LOG_ERROR, NULL,
+             "the database is read-only to this process, even on a new connection: its"
+             " directory, -wal or -shm file must be writable by the service's user (were"
+             " they created by root?)",
+             f, LOG_COUNT(f));
+    return status;
 }
 
 /* ---- migrations --------------------------------------------------------- */
@@ -945,7 +1080,7 @@ static int sqlite_idempotency_remember(struct sqlite_store *s, const struct orde
     return sqlite_step_done(q);
 }
 
-static enum store_status sqlite_order_create(struct store *st, struct order *o,
+static enum store_status sqlite_order_create_once(struct store *st, struct order *o,
                                              const struct event_meta *meta,
                                              const struct idempotency_claim *claim)
 {
@@ -1040,7 +1175,7 @@ static int sqlite_set_status(struct sqlite_store *s, const struct order *o,
     return rc;
 }
 
-static enum store_status sqlite_order_transition(struct store *st, const char *id,
+static enum store_status sqlite_order_transition_once(struct store *st, const char *id,
                                                  enum order_status to,
                                                  const struct precondition *pre,
                                                  const struct event_meta *meta,
@@ -1362,7 +1497,7 @@ static int sqlite_commit_body(struct sqlite_store *s, const struct outbox_commit
     return rc;
 }
 
-static enum store_status sqlite_outbox_commit(struct store *st, const struct outbox_commit *c,
+static enum store_status sqlite_outbox_commit_once(struct store *st, const struct outbox_commit *c,
                                               bool *lease_kept)
 {
     struct sqlite_store *s = sqlite_of(st);
@@ -1393,7 +1528,7 @@ static enum store_status sqlite_lease_peek(struct store *st, char *holder, size_
     return (rc == SQLITE_ROW || rc == SQLITE_DONE) ? STORE_OK : sqlite_failure_of(rc);
 }
 
-static enum store_status sqlite_lease_acquire(struct store *st, const char *holder, long long now,
+static enum store_status sqlite_lease_acquire_once(struct store *st, const char *holder, long long now,
                                               long long expires_at, bool *acquired,
                                               long long *other_expires_at)
 {
@@ -1428,14 +1563,14 @@ static enum store_status sqlite_lease_acquire(struct store *st, const char *hold
     return STORE_OK;
 }
 
-static enum store_status sqlite_lease_renew(struct store *st, const char *holder,
+static enum store_status sqlite_lease_renew_once(struct store *st, const char *holder,
                                             long long expires_at, bool *kept)
 {
     int rc = sqlite_renew(sqlite_of(st), holder, expires_at, kept);
     return rc == SQLITE_OK ? STORE_OK : sqlite_failure_of(rc);
 }
 
-static enum store_status sqlite_lease_release(struct store *st, const char *holder)
+static enum store_status sqlite_lease_release_once(struct store *st, const char *holder)
 {
     sqlite3_stmt *q = sqlite_stmt(sqlite_of(st), STMT_LEASE_RELEASE);
     int rc = q != NULL ? SQLITE_OK : SQLITE_ERROR;
@@ -1445,7 +1580,7 @@ static enum store_status sqlite_lease_release(struct store *st, const char *hold
     return rc == SQLITE_OK ? STORE_OK : sqlite_failure_of(rc);
 }
 
-static enum store_status sqlite_outbox_prune(struct store *st, long long cutoff, int limit,
+static enum store_status sqlite_outbox_prune_once(struct store *st, long long cutoff, int limit,
                                              int *deleted)
 {
     struct sqlite_store *s = sqlite_of(st);
@@ -1542,6 +1677,67 @@ static enum store_status sqlite_data_version(struct store *st, long long *out)
 {
     int rc = sqlite_one_int(sqlite_of(st), STMT_DATA_VERSION, out);
     return rc == SQLITE_OK ? STORE_OK : sqlite_failure_of(rc);
+}
+
+/* ---- the writes, retried once on a new connection ---------------------- */
+
+/* Each write op: its first attempt, and a second one on a new connection
+ * when the first found this connection read-only (sqlite_reopen). */
+#define SQLITE_WRITE(s, attempt)                                                  \
+    do {                                                                          \
+        sqlite_write_starts(s);                                                   \
+        enum store_status status_ = (attempt);                                    \
+        bool retried_ = sqlite_write_retry((s), status_);                         \
+        if (retried_)                                                             \
+            status_ = (attempt);                                                  \
+        return sqlite_write_ends((s), status_, retried_);                         \
+    } while (0)
+
+static enum store_status sqlite_order_create(struct store *st, struct order *o,
+                                             const struct event_meta *meta,
+                                             const struct idempotency_claim *claim)
+{
+    SQLITE_WRITE(sqlite_of(st), sqlite_order_create_once(st, o, meta, claim));
+}
+
+static enum store_status sqlite_order_transition(struct store *st, const char *id,
+                                                 enum order_status to,
+                                                 const struct precondition *pre,
+                                                 const struct event_meta *meta,
+                                                 struct order *out, enum order_status *from)
+{
+    SQLITE_WRITE(sqlite_of(st), sqlite_order_transition_once(st, id, to, pre, meta, out, from));
+}
+
+static enum store_status sqlite_outbox_commit(struct store *st, const struct outbox_commit *c,
+                                              bool *lease_kept)
+{
+    SQLITE_WRITE(sqlite_of(st), sqlite_outbox_commit_once(st, c, lease_kept));
+}
+
+static enum store_status sqlite_lease_acquire(struct store *st, const char *holder, long long now,
+                                              long long expires_at, bool *acquired,
+                                              long long *other_expires_at)
+{
+    SQLITE_WRITE(sqlite_of(st), sqlite_lease_acquire_once(st, holder, now, expires_at, acquired,
+                                                          other_expires_at));
+}
+
+static enum store_status sqlite_lease_renew(struct store *st, const char *holder,
+                                            long long expires_at, bool *kept)
+{
+    SQLITE_WRITE(sqlite_of(st), sqlite_lease_renew_once(st, holder, expires_at, kept));
+}
+
+static enum store_status sqlite_lease_release(struct store *st, const char *holder)
+{
+    SQLITE_WRITE(sqlite_of(st), sqlite_lease_release_once(st, holder));
+}
+
+static enum store_status sqlite_outbox_prune(struct store *st, long long cutoff, int limit,
+                                             int *deleted)
+{
+    SQLITE_WRITE(sqlite_of(st), sqlite_outbox_prune_once(st, cutoff, limit, deleted));
 }
 
 const struct store_ops store_sqlite_ops = {
