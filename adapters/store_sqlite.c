@@ -231,6 +231,7 @@ struct sqlite_store {
     /* The extended code of the failure that ended the last write, taken
      * before its ROLLBACK (0: see sqlite3_extended_errcode). */
     int failure_code;
+    bool reconnect; /* the last sqlite_reopen failed: try again */
     /* When the current wait for the lock gives up (CLOCK_MONOTONIC ms).
      * Set by sqlite_begin_write for all its attempts together; otherwise by
      * the busy handler at the start of each wait. */
@@ -603,12 +604,17 @@ static int sqlite_begin_write(struct sqlite_store *s)
     return rc;
 }
 
+static bool sqlite_in_transaction(const struct sqlite_store *s)
+{
+    return s->db != NULL && !sqlite3_get_autocommit(s->db);
+}
+
 static enum store_status sqlite_rollback(struct sqlite_store *s, enum store_status why)
 {
     s->failure_code = sqlite3_extended_errcode(s->db);
     /* After SQLITE_FULL or an I/O error SQLite may already have rolled the
      * transaction back; a failing ROLLBACK then changes nothing. */
-    if (!sqlite3_get_autocommit(s->db))
+    if (sqlite_in_transaction(s))
         sqlite_run(s, STMT_ROLLBACK);
     sqlite_tx_ended(s);
     sqlite_wlock_release(s);
@@ -735,36 +741,37 @@ static bool sqlite_write_failed_readonly(const struct sqlite_store *s, enum stor
     return status == STORE_FULL && (code & 0xff) == SQLITE_READONLY;
 }
 
+/* Closes the connection first: SQLite keeps one -shm mapping per file and
+ * process, so a new connection opened beside the old one would share its
+ * read-only mapping.  When the new one cannot be set up, s->reconnect
+ * makes the next write try again (until then every call fails cleanly:
+ * SQLite answers SQLITE_MISUSE for a NULL handle). */
 static bool sqlite_reopen(struct sqlite_store *s)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *stmt[STMT_COUNT] = {NULL};
-    if (!sqlite3_get_autocommit(s->db) || s->wlock_held)
+    bool prepared[STMT_COUNT] = {false};
+    if (sqlite_in_transaction(s) || s->wlock_held)
         return false; /* never with a transaction open */
-    int rc = sqlite_connect(s, &db);
-    for (int i = 0; rc == SQLITE_OK && i < STMT_COUNT; i++)
-        if (s->stmt[i] != NULL)
-            rc = sqlite3_prepare_v3(db, sqlite_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &stmt[i],
-                                    NULL);
-    if (rc != SQLITE_OK) {
-        for (int i = 0; i < STMT_COUNT; i++)
-            sqlite3_finalize(stmt[i]);
-        sqlite3_close(db);
-        return false;
-    }
     for (int i = 0; i < STMT_COUNT; i++) {
+        prepared[i] = s->stmt[i] != NULL;
         sqlite3_finalize(s->stmt[i]);
-        s->stmt[i] = stmt[i];
+        s->stmt[i] = NULL;
     }
     sqlite3_close(s->db); /* every statement of it is finalized above */
-    s->db = db;
-    return true;
+    s->db = NULL;
+    int rc = sqlite_connect(s, &s->db);
+    for (int i = 0; rc == SQLITE_OK && i < STMT_COUNT; i++)
+        if (prepared[i] && sqlite_stmt(s, (enum sqlite_stmt)i) == NULL)
+            rc = SQLITE_ERROR;
+    s->reconnect = rc != SQLITE_OK;
+    return rc == SQLITE_OK;
 }
 
 /* A write is about to run (its failure, if any, is recorded afresh). */
 static void sqlite_write_starts(struct sqlite_store *s)
 {
     s->failure_code = 0;
+    if (s->reconnect)
+        (void)sqlite_reopen(s);
 }
 
 /* After a write's first attempt: true when it failed on a read-only
@@ -1291,7 +1298,7 @@ static enum store_status sqlite_order_page(struct store *st, const struct page_q
     enum store_status result = rc == SQLITE_OK ? STORE_OK : sqlite_failure_of(rc);
     if (result == STORE_OK)
         result = sqlite_read_page(s, q, *items, count, more);
-    if (!sqlite3_get_autocommit(s->db))
+    if (sqlite_in_transaction(s))
         sqlite_run(s, result == STORE_OK ? STMT_COMMIT : STMT_ROLLBACK);
     if (result != STORE_OK) {
         for (size_t i = 0; i < *count; i++)
@@ -1349,7 +1356,7 @@ static enum store_status sqlite_outbox_stats(struct store *st, long long now_ms,
         rc = sqlite_one_int(s, STMT_STATS_FAILURES, &out->delivery_failures_total);
     if (rc == SQLITE_OK)
         rc = sqlite_sink_stats(s, out);
-    if (!sqlite3_get_autocommit(s->db))
+    if (sqlite_in_transaction(s))
         sqlite_run(s, rc == SQLITE_OK ? STMT_COMMIT : STMT_ROLLBACK);
     if (rc != SQLITE_OK)
         return sqlite_failure_of(rc);

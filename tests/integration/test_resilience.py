@@ -381,6 +381,66 @@ class ClientGone(unittest.TestCase):
                 self.assertEqual(db2.execute("SELECT count(*) FROM orders").fetchone()[0], 1)
 
 
+class ReadOnlyConnection(unittest.TestCase):
+    """A publisher that opens the database while its -wal and -shm are not
+    writable to it (as when a root sqlite3 created them) holds them
+    read-only; once they are writable again its next write reopens the
+    connection and succeeds, and says so once, instead of failing with
+    "attempt to write a readonly database" until a restart.  As root the
+    publisher runs as www-data and the files are handed to root; as an
+    ordinary user they are made mode 0444."""
+
+    RECOVERED = "reopened it, writes work again"
+
+    def test_publisher_recovers_from_a_connection_opened_read_only(self):
+        with Stack(workers=1, env={"PUBLISHER_POLL_MS": "50"}) as s:
+            tok = s.token()
+            r = s.request("POST", "/orders", body=ORDER, token=tok)
+            self.assertEqual(r.status, 201, r)
+            first = r.json()["id"]
+            s.wait_for(lambda: first in {e["subject"] for e in s.events()}, timeout=10,
+                       what="the first event delivered")
+            db = os.path.join(s.runtime, "orders.db")
+            files = [db + "-wal", db + "-shm"]
+            saved = {f: os.stat(f) for f in files}  # the worker holds them open
+            for f in files:
+                if os.geteuid() == 0:
+                    os.chown(f, 0, 0)
+                    os.chmod(f, 0o644)
+                else:
+                    os.chmod(f, 0o444)
+            try:
+                with open(s.stderr_path, "rb") as f:
+                    seen = len(f.read())
+
+                def read_only_writes():
+                    with open(s.stderr_path, "rb") as f:
+                        f.seek(seen)
+                        return b"attempt to write a readonly database" in f.read()
+                # A stopped publisher releases its lease and is started
+                # again; the new one opens its connection read-only and
+                # fails to take the lease.
+                old = s.wait_for(lambda: process_named(s, b"orders-publisher"), timeout=5,
+                                 what="a running publisher")
+                os.kill(old, signal.SIGTERM)
+                s.wait_for(read_only_writes, timeout=10,
+                           what="the new publisher failing to write read-only")
+            finally:
+                for f, st in saved.items():
+                    os.chown(f, st.st_uid, st.st_gid)
+                    os.chmod(f, st.st_mode & 0o7777)
+            r = s.request("POST", "/orders", body=ORDER, token=tok)
+            self.assertEqual(r.status, 201, r)
+            second = r.json()["id"]
+            s.wait_for(lambda: second in {e["subject"] for e in s.events()}, timeout=5,
+                       what="the event of an order created after the files became writable")
+            recovered = [l for l in s.worker_log_lines()
+                         if self.RECOVERED in l.get("message", "")]
+            self.assertEqual(len(recovered), 1, recovered)
+            self.assertEqual(recovered[0]["level"], "warn")
+            self.assertEqual(recovered[0]["database"], db)
+
+
 class FullDisk(unittest.TestCase):
     """A size-limited tmpfs holds the database: writes fail with 503 problem
     documents, nothing is corrupted, and the service recovers when space
