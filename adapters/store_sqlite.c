@@ -728,12 +728,14 @@ static enum store_status sqlite_open(const struct store_options *opt, struct sto
  * The retry cannot apply anything twice: a write transaction that failed
  * was rolled back (sqlite_rollback) and a failed autocommit statement
  * wrote nothing, and the retry happens only when no transaction is open.
- * The new connection replaces the old one only once it is fully set up;
- * otherwise the old one stays and the write answers as before.
+ * A write still read-only on the new connection answers as before
+ * (STORE_FULL: a 503 with Retry-After), with a line naming the files'
+ * owners and modes and the process's user.
  *
  * Within one process SQLite shares the -shm mapping among its connections
  * to one file, so a read-only -shm is given up only when the process's
- * last connection to it closes; a -wal is each connection's own.
+ * last connection to it closes (the publisher has one; a worker has one
+ * per serving thread); a -wal is each connection's own.
  */
 static bool sqlite_write_failed_readonly(const struct sqlite_store *s, enum store_status status)
 {
