@@ -718,8 +718,9 @@ static enum store_status sqlite_open(const struct store_options *opt, struct sto
 
 /*
  * A connection that opened the database while its -wal or -shm was not
- * writable to this process (a root sqlite3 shell, a root test harness that
- * created them a moment before) holds them read-only for its whole life:
+ * writable to this process (created by another user or with another mode
+ * by a tool or a harness; SQLite itself, run as root, gives the files it
+ * creates to the database's owner) holds them read-only for its whole life:
  * every write then fails with SQLITE_READONLY (or _RECOVERY, _CANTINIT,
  * _DIRECTORY...), long after the files have become writable again.  So a
  * write that failed that way is retried once on a new connection, opened
@@ -828,7 +829,7 @@ static enum store_status sqlite_write_ends(struct sqlite_store *s, enum store_st
     log_emit(log_process(), LOG_ERROR, NULL,
              "the database is read-only to this process, even on a new connection: its"
              " directory, -wal or -shm file must be writable by the service's user (were"
-             " they created by root?)",
+             " they created by another user?)",
              f, LOG_COUNT(f));
     return status;
 }

@@ -383,7 +383,7 @@ class ClientGone(unittest.TestCase):
 
 class ReadOnlyConnection(unittest.TestCase):
     """A publisher that opens the database while its -wal and -shm are not
-    writable to it (as when a root sqlite3 created them) holds them
+    writable to it (as when another user created them) holds them
     read-only; once they are writable again its next write reopens the
     connection and succeeds, and says so once, instead of failing with
     "attempt to write a readonly database" until a restart.  As root the
