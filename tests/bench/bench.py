@@ -137,7 +137,7 @@ class Settings:
         self.engines, self.pg_missing = engines()
         pg_scales = os.environ.get("BENCH_PG_SCALES") or str(self.scales[0])
         try:
-            self.pg_scales = [int(s) for s in pg_scales.split()]
+            self.pg_scales = sorted({int(s) for s in pg_scales.split()})
         except ValueError:
             self.pg_scales = []
         if not self.pg_scales or any(s < 1 or s > 50_000_000 for s in self.pg_scales):
