@@ -1524,7 +1524,7 @@ def report(results, m, token_how, started, notes):
         w("- Publisher catch-up after the run (outbox empty): " + ", ".join(drains) + ".")
     ng = ["%s %.1f" % (r["label"] + (" @%d" % r["scale"]), r["nginx_cpu_us"])
           for r in results["rows"]]
-    w("- nginx CPU µs/req: " + ", ".join(ng) + "; ceilings: return 200 %.1f, FastCGI best %.1f,"
+    w("- nginx CPU µs/req: " + ", ".join(ng) + ("; " if ng else "") + "ceilings: return 200 %.1f, FastCGI best %.1f,"
       " FastCGI 1 conn/req %.1f." % (nginx["nginx_cpu_us"], fcgi["nginx_cpu_us"],
                                      former["nginx_cpu_us"]))
     if S.runs > 1:
