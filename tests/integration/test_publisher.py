@@ -105,17 +105,20 @@ def create_db(path):
     """The schema as the workers' migration leaves it, recorded in
     schema_migrations: the publisher waits until it is at its version.
     Made as the worker user, as the workers make it (the directory must be
-    theirs: PublisherTestCase's is)."""
+    theirs: PublisherTestCase's is).  The migrations are read first, as
+    the test's own user: a clone under a 0700 directory (mktemp -d, /root)
+    is not readable by the worker user."""
+    scripts = [(m.name, m.read_text()) for m in MIGRATIONS]
     with worker_identity():
         db = sqlite3.connect(path)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
                        " name TEXT NOT NULL, applied_at INTEGER NOT NULL)")
-            for migration in MIGRATIONS:
-                db.executescript(migration.read_text())
+            for name, sql in scripts:
+                db.executescript(sql)
                 db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                           (int(migration.name.split("_")[0]), migration.name, now_ms()))
+                           (int(name.split("_")[0]), name, now_ms()))
             db.commit()
         finally:
             db.close()
