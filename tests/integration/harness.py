@@ -332,7 +332,10 @@ class Stack:
             if v:
                 return v
             time.sleep(interval)
-        raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+        # The stack's own account of those seconds: a wait that times out
+        # under a loaded suite is otherwise a flake nobody can explain.
+        raise AssertionError("timed out after %ss waiting for %s; the stack's logs end with:\n%s"
+                             % (timeout, what, self.logs()[-3000:]))
 
     def db(self):
         """The database, for the few checks a test makes directly: sqlite3,
