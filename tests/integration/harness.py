@@ -30,6 +30,13 @@ VECTORS_PATH = os.path.join(ROOT, "tests", "data", "jwt-vectors.json")
 # tests/data/make-jwt-vectors.py), so that those tokens apply.
 TEST_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 
+# The stacks' reload is SIGHUP, trapped by scripts/run-stack; bash cannot
+# trap a signal that was ignored when it started, and a test run started
+# under nohup (or a CI runner that ignores SIGHUP) passes that on to every
+# child: the reload tests then send a SIGHUP nobody hears.  The tests'
+# children get the default disposition whatever the runner's.
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
 
 def _ephemeral_low():
     try:
