@@ -1,4 +1,5 @@
 #include "scoreboard.h"
+#include "adapter.h" /* FCGI_MAX_THREADS */
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -81,9 +82,23 @@ struct scoreboard {
      * others come and go), else the last one begun. */
     pthread_mutex_t lock;
     int threads, busy;
-    pthread_t shown;
+    int shown;          /* index in running[] of the request shown */
     bool shown_running;
+    /* Every serving thread's current request, so that when the one shown
+     * ends the slot can move on to the oldest still running: showing only
+     * "the first begun while none was shown" lost a long request for good
+     * once a short one had been shown and had ended beside it. */
+    int nthreads_seen;
+    struct sb_running {
+        bool running;
+        double started_ms;
+        char method[SB_METHOD_LEN], route[SB_ROUTE_LEN];
+    } running[FCGI_MAX_THREADS];
 };
+
+/* A serving thread's index in running[], given on its first request;
+ * -1 beyond FCGI_MAX_THREADS (the setting's bound, so never). */
+static _Thread_local int sb_thread_ix = -1;
 
 static struct scoreboard *sb_new(void)
 {
@@ -424,6 +439,21 @@ void scoreboard_connection_accepted(struct scoreboard *sb)
         atomic_fetch_add_explicit(&sb->sh->accepted, 1, memory_order_relaxed);
 }
 
+/* Shows running[ix] in the slot (under sb->lock). */
+static void sb_show(struct scoreboard *sb, struct sb_slot *s, int ix)
+{
+    const struct sb_running *r = &sb->running[ix];
+    sb->shown = ix;
+    sb->shown_running = true;
+    sb_write_begin(s);
+    sb_copy(s->method, sizeof s->method, r->method);
+    sb_copy(s->route, sizeof s->route, r->route);
+    s->request_started_ms = r->started_ms;
+    s->duration_ms = 0;
+    s->status = 0;
+    sb_write_end(s);
+}
+
 void scoreboard_request_begin(struct scoreboard *sb, const char *method, double now_ms)
 {
     struct sb_slot *s = sb_self(sb);
@@ -431,16 +461,17 @@ void scoreboard_request_begin(struct scoreboard *sb, const char *method, double 
         return;
     pthread_mutex_lock(&sb->lock);
     sb->busy++;
-    if (!sb->shown_running) {
-        sb->shown = pthread_self();
-        sb->shown_running = true;
-        sb_write_begin(s);
-        sb_copy(s->method, sizeof s->method, method);
-        s->route[0] = '\0';
-        s->request_started_ms = now_ms;
-        s->duration_ms = 0;
-        s->status = 0;
-        sb_write_end(s);
+    if (sb_thread_ix < 0 && sb->nthreads_seen < FCGI_MAX_THREADS)
+        sb_thread_ix = sb->nthreads_seen++;
+    int ix = sb_thread_ix;
+    if (ix >= 0) {
+        struct sb_running *r = &sb->running[ix];
+        r->running = true;
+        r->started_ms = now_ms;
+        sb_copy(r->method, sizeof r->method, method);
+        r->route[0] = '\0';
+        if (!sb->shown_running)
+            sb_show(sb, s, ix);
     }
     atomic_store(&s->state, WORKER_ACTIVE);
     /* How many are busy now, this one included: a scan of the slots'
@@ -468,10 +499,14 @@ void scoreboard_request_routed(struct scoreboard *sb, const char *route)
     if (s == NULL)
         return;
     pthread_mutex_lock(&sb->lock);
-    if (sb->shown_running && pthread_equal(sb->shown, pthread_self())) {
-        sb_write_begin(s);
-        sb_copy(s->route, sizeof s->route, route);
-        sb_write_end(s);
+    int ix = sb_thread_ix;
+    if (ix >= 0) {
+        sb_copy(sb->running[ix].route, sizeof sb->running[ix].route, route);
+        if (sb->shown_running && sb->shown == ix) {
+            sb_write_begin(s);
+            sb_copy(s->route, sizeof s->route, route);
+            sb_write_end(s);
+        }
     }
     pthread_mutex_unlock(&sb->lock);
 }
@@ -482,12 +517,25 @@ void scoreboard_request_end(struct scoreboard *sb, int status, double now_ms)
     if (s == NULL)
         return;
     pthread_mutex_lock(&sb->lock);
-    if (sb->shown_running && pthread_equal(sb->shown, pthread_self())) {
-        sb->shown_running = false;
-        sb_write_begin(s);
-        s->duration_ms = now_ms - s->request_started_ms;
-        s->status = status;
-        sb_write_end(s);
+    int ix = sb_thread_ix;
+    if (ix >= 0) {
+        sb->running[ix].running = false;
+        if (sb->shown_running && sb->shown == ix) {
+            sb->shown_running = false;
+            sb_write_begin(s);
+            s->duration_ms = now_ms - s->request_started_ms;
+            s->status = status;
+            sb_write_end(s);
+            /* The oldest request still running on another thread, if
+             * any, is shown from now on (else this one stays, ended). */
+            int oldest = -1;
+            for (int i = 0; i < sb->nthreads_seen; i++)
+                if (sb->running[i].running &&
+                    (oldest < 0 || sb->running[i].started_ms < sb->running[oldest].started_ms))
+                    oldest = i;
+            if (oldest >= 0)
+                sb_show(sb, s, oldest);
+        }
     }
     atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
     if (--sb->busy == 0)
