@@ -185,8 +185,10 @@ class Contention(unittest.TestCase):
         # such settings), so the request is held up by stopping the workers.
         with Stack(workers=2, env={"REQUEST_TIMEOUT": "1", "DB_BUSY_TIMEOUT_MS": "0"}) as s:
             tok = s.token()
-            workers = pool_workers(s)
-            self.assertEqual(len(workers), 2)
+            # /readyz answered once one worker was up; the second may still
+            # be starting on a loaded machine.
+            workers = s.wait_for(lambda: (lambda w: w if len(w) == 2 else None)(pool_workers(s)),
+                                 timeout=10, what="both workers")
             for pid in workers:
                 os.kill(pid, signal.SIGSTOP)
             try:
