@@ -428,6 +428,25 @@ static bool pg_retry(struct pg_store *s, enum store_status r, int *retried)
     return true;
 }
 
+/* Opens the publisher's claim transaction: a BEGIN that failed changed
+ * nothing, so it is tried once more on a fresh connection. */
+static enum store_status pg_begin_claim(struct pg_store *s)
+{
+    int retried = 0;
+    enum store_status why;
+    bool begun;
+    do {
+        why = pg_ready(s);
+        if (why != STORE_OK)
+            return why;
+        begun = pg_begin(s, &why);
+    } while (!begun && pg_retry(s, why, &retried));
+    if (!begun)
+        return why;
+    s->in_claim = true;
+    return STORE_OK;
+}
+
 /* Runs a prepared statement (prepared on first use on this connection).
  * Returns the result, or NULL with *why and the error set. */
 static PGresult *pg_run(struct pg_store *s, enum pg_stmt which, int n, const char *const *params,
@@ -1098,18 +1117,9 @@ static enum store_status pg_outbox_fetch(struct store *st, int limit, long long 
     struct pg_store *s = pg_of(st);
     outbox_batch_free(batch);
     pg_end_claim(s);
-    int retried = 0;
-    enum store_status why;
-    bool begun;
-    do { /* a BEGIN that failed changed nothing: once more, reconnected */
-        why = pg_ready(s);
-        if (why != STORE_OK)
-            return why;
-        begun = pg_begin(s, &why);
-    } while (!begun && pg_retry(s, why, &retried));
-    if (!begun)
+    enum store_status why = pg_begin_claim(s);
+    if (why != STORE_OK)
         return why;
-    s->in_claim = true;
     char lim[16], now[24];
     snprintf(lim, sizeof lim, "%d", limit);
     snprintf(now, sizeof now, "%lld", now_ms);
@@ -1157,17 +1167,9 @@ static enum store_status pg_outbox_commit(struct store *st, const struct outbox_
     enum store_status why = STORE_ERROR;
     *lease_kept = true;
     if (!s->in_claim) {
-        int retried = 0;
-        bool begun;
-        do {
-            why = pg_ready(s);
-            if (why != STORE_OK)
-                return why;
-            begun = pg_begin(s, &why);
-        } while (!begun && pg_retry(s, why, &retried));
-        if (!begun)
+        why = pg_begin_claim(s);
+        if (why != STORE_OK)
             return why;
-        s->in_claim = true;
     }
     bool ok = true;
     if (c->delivered_count > 0) {
