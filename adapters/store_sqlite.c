@@ -737,7 +737,7 @@ static bool sqlite_in_transaction(const struct sqlite_store *s)
  * once durable (see group commit). */
 static enum store_status sqlite_rollback(struct sqlite_store *s, enum store_status why)
 {
-    bool held = s->wlock_held;
+    bool began = s->tx_started_ms > 0; /* a write transaction, not a failed begin */
     if (s->failure_code == 0)
         s->failure_code = sqlite3_extended_errcode(s->db);
     /* After SQLITE_FULL or an I/O error SQLite may already have rolled the
@@ -746,7 +746,7 @@ static enum store_status sqlite_rollback(struct sqlite_store *s, enum store_stat
         sqlite_run(s, STMT_ROLLBACK);
     sqlite_tx_ended(s);
     sqlite_wlock_release(s);
-    if (held && s->group_commit && sqlite_group_wait(s, s->durable_target) != SQLITE_OK &&
+    if (began && s->group_commit && sqlite_group_wait(s, s->durable_target) != SQLITE_OK &&
         why != STORE_BUSY && why != STORE_ERROR)
         why = STORE_FULL;
     return why;

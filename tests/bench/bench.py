@@ -1491,8 +1491,10 @@ def report(results, m, token_how, started, notes):
       " nginx's own share is listed below.  RSS: VmHWM (peak resident set) of the largest"
       " worker and of the publisher, as of the end of that scenario.")
     w("- vs storage: requests/s over the storage limit (the same BEGIN IMMEDIATE; INSERT"
-      " orders; INSERT events; COMMIT in a loop in one process, same pragmas, fresh database);"
-      " for the PATCH flow every request is one such write transaction as well.")
+      " orders; INSERT events; COMMIT in a loop in one process, fresh database, one fsync per"
+      " commit: SQLite's synchronous=FULL, where the service's writers share their syncs, so"
+      " it can go past 100%); for the PATCH flow every request is one such write transaction"
+      " as well.")
     w("- (paired): each run of GET /orders/{id} is compared with the mean of two runs of the"
       " FastCGI ceiling right before and right after it (its stack stays up, idle, for the"
       " whole benchmark), each run of POST /orders with two runs of the storage limit; the"

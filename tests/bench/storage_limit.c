@@ -4,9 +4,12 @@
  *
  *     BEGIN IMMEDIATE; INSERT INTO orders ...; INSERT INTO events ...; COMMIT
  *
- * with the service's SQLite settings (adapters/store_sqlite.c: WAL, synchronous FULL or
- * NORMAL from DB_SYNCHRONOUS, foreign_keys, busy_timeout; statements
- * prepared once) in a loop for N seconds.  Rows have the shape and size of
+ * with the service's SQLite settings as they were before group commit
+ * (adapters/store_sqlite.c: WAL, synchronous FULL or NORMAL from
+ * DB_SYNCHRONOUS, foreign_keys, busy_timeout; statements prepared once) in
+ * a loop for N seconds: one fsync per commit, the limit of a writer that
+ * waits for its own sync.  The service's writers share their syncs (group
+ * commit), so POST /orders can go past it.  Rows have the shape and size of
  * the service's own (UUIDv7 ids, the order JSON as event data), and the
  * schema is the project's (the database must be migrated first, e.g. with
  * orders-fcgi --migrate, so the order_count trigger runs too).
