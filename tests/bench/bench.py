@@ -232,15 +232,21 @@ def kill_session(sid, grace=3.0):
     return names
 
 
-def vm_hwm_kib(pid):
+def proc_kib(pid, name, key):
+    """The kB figure of one line ("VmHWM:", "Pss:") of /proc/PID/NAME, or
+    None when the process is gone."""
     try:
-        with open("/proc/%d/status" % pid) as f:
+        with open("/proc/%d/%s" % (pid, name)) as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(key):
                     return int(line.split()[1])
     except OSError:
         pass
     return None
+
+
+def vm_hwm_kib(pid):
+    return proc_kib(pid, "status", "VmHWM:")
 
 
 def free_port():
@@ -439,14 +445,7 @@ def pss_kib(pid):
     """Proportional set size (Pss) from /proc/PID/smaps_rollup: the pages
     the process alone uses plus its share of those it shares (the shared
     libraries, the master's pages after fork) with the other processes."""
-    try:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
+    return proc_kib(pid, "smaps_rollup", "Pss:")
 
 
 def rss_breakdown(procs):
