@@ -93,12 +93,26 @@ mkdir -p "$work/objtest"
     { echo "fuzz: tests/unit/mint.c does not build" >&2; exit 1; }
 ar rcs "$work/libtesthelp.a" "$work"/objtest/*.o
 
+# The targets, $jobs at a time as the sources above (a compile and a link
+# each, seconds of one core apiece).
+build_target() {
+    "$cc" "${cflags[@]}" -fsanitize=fuzzer,address,undefined \
+        -I "$root/tests/unit" "$here/fuzz_$1.c" "$work/libtesthelp.a" "$work/libcore.a" \
+        "${libs[@]}" -lm -o "$work/bin/fuzz_$1"
+}
+building=0
+for t in "${targets[@]}"; do
+    if [ $building -ge "$jobs" ]; then
+        wait -n || true # a target that failed to build has no binary: named below
+        building=$((building - 1))
+    fi
+    build_target "$t" &
+    building=$((building + 1))
+done
+wait || true
 build_failed=()
 for t in "${targets[@]}"; do
-    if ! "$cc" "${cflags[@]}" -fsanitize=fuzzer,address,undefined \
-            -I "$root/tests/unit" "$here/fuzz_$t.c" "$work/libtesthelp.a" "$work/libcore.a" "${libs[@]}" -lm -o "$work/bin/fuzz_$t"; then
-        build_failed+=("$t")
-    fi
+    [ -x "$work/bin/fuzz_$t" ] || build_failed+=("$t")
 done
 if [ ${#build_failed[@]} -gt 0 ]; then
     echo "fuzz: FAILED to build: ${build_failed[*]}" >&2
