@@ -130,7 +130,12 @@ class Crashes(unittest.TestCase):
                 self.assertLess(time.monotonic() - start, 1.0)
 
     def test_publisher_killed_is_restarted_and_loses_no_event(self):
-        with Stack(workers=2) as s:
+        # After a kill -9 the restarted publisher waits for the dead one's
+        # lease to expire (relay.c): a 3 s lease, not the default 10 s,
+        # keeps each wait short (a lease must outlast the HTTP timeout by
+        # 1 s; the sink here is a file).
+        with Stack(workers=2, env={"PUBLISHER_LEASE_MS": "3000",
+                                   "PUBLISHER_HTTP_TIMEOUT_MS": "2000"}) as s:
             tok = s.token()
             ids = []
             for i in range(30):
