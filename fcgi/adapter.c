@@ -379,6 +379,8 @@ struct fcgi_pool {
     int listen_fd;
     sigset_t wait_mask;            /* the mask while waiting in epoll */
     struct scoreboard *sb;         /* this worker's slot of the pool's status */
+    struct fcgi_thread *threads;   /* all of them, for fcgi_wake_threads */
+    int thread_count;
 };
 
 /* One serving thread: its own FastCGI request and its own app (and so its
@@ -390,8 +392,23 @@ struct fcgi_thread {
     FCGX_Request fr;
     struct fcgi_exchange *x;
     pthread_t tid;
-    bool started;
+    atomic_bool started; /* tid is set (thread 0: the worker's own) */
 };
+
+/* The first thread to see the worker retire wakes the others from their
+ * epoll wait, which would otherwise last up to FCGI_IDLE_TICK_MS: a stop
+ * took a second for nothing (every stop of a test stack, every reload).
+ * SIGTERM is what they can receive there (wait_mask); a thread busy with a
+ * request gets it when it next waits, at once, and sees the worker
+ * retiring either way.  The worker's handler only sets the stop flag, and
+ * a recycling worker retires just as a stopped one does. */
+static void fcgi_wake_threads(struct fcgi_pool *p)
+{
+    pthread_t self = pthread_self();
+    for (int i = 0; i < p->thread_count; i++)
+        if (atomic_load(&p->threads[i].started) && !pthread_equal(p->threads[i].tid, self))
+            pthread_kill(p->threads[i].tid, SIGTERM);
+}
 
 /* True once the worker stops accepting: asked to stop, or recycled after
  * max_requests.  The first thread to see it takes the listening socket out
@@ -403,8 +420,10 @@ static bool fcgi_retiring(struct fcgi_pool *p)
         return true;
     if (!*p->stop && (p->max_requests == 0 || atomic_load(&p->served) < p->max_requests))
         return false;
-    if (!atomic_exchange(&p->retiring, true))
+    if (!atomic_exchange(&p->retiring, true)) {
         epoll_ctl(p->epoll_fd, EPOLL_CTL_DEL, p->listen_fd, NULL);
+        fcgi_wake_threads(p);
+    }
     return true;
 }
 
@@ -583,6 +602,8 @@ unsigned long fcgi_serve(struct app *const *apps, int threads,
     atomic_init(&pool.retiring, false);
     atomic_init(&pool.open_conns, 0);
     struct fcgi_thread *t = calloc((size_t)threads, sizeof *t);
+    pool.threads = t;
+    pool.thread_count = t != NULL ? threads : 0;
     sigset_t blocked;
     sigemptyset(&blocked);
     sigaddset(&blocked, SIGTERM);
@@ -609,6 +630,10 @@ unsigned long fcgi_serve(struct app *const *apps, int threads,
         t[ready].x->fr = &t[ready].fr;
         t[ready].x->sb = sb;
     }
+    if (t != NULL) {
+        t[0].tid = pthread_self();
+        atomic_store(&t[0].started, true);
+    }
     /* The master would count this worker as never started when any of it
      * failed, or when on_ready does. */
     if (ok && ready == threads)
@@ -617,19 +642,21 @@ unsigned long fcgi_serve(struct app *const *apps, int threads,
     /* Threads inherit the mask: SIGTERM/SIGINT only in epoll_pwait.
      * Thread 0 is this one. */
     for (int i = 1; ok && i < threads; i++) {
-        if (pthread_create(&t[i].tid, NULL, fcgi_thread_main, &t[i]) != 0) {
+        pthread_t tid;
+        if (pthread_create(&tid, NULL, fcgi_thread_main, &t[i]) != 0) {
             /* serve with the threads there are, and retire at once so that
              * the pool replaces this worker */
             fprintf(stderr, "orders-fcgi: cannot start a serving thread\n");
             *stop = 1;
             break;
         }
-        t[i].started = true;
+        t[i].tid = tid;
+        atomic_store(&t[i].started, true);
     }
     if (ok)
         fcgi_thread_serve(&t[0]);
-    for (int i = 1; i < threads; i++)
-        if (t[i].started)
+    for (int i = 1; t != NULL && i < threads; i++)
+        if (atomic_load(&t[i].started))
             pthread_join(t[i].tid, NULL);
     for (int i = 0; i < ready; i++) {
         FCGX_Free(&t[i].fr, 1);
