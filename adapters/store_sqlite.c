@@ -41,23 +41,28 @@
 
 /* The writers' turns and the group commit's counters, in the first bytes
  * of DATABASE-wlock, mapped shared by every process that writes
- * (sqlite_wlock_*, sqlite_group_*).  Counters compare by the sign of their
- * difference, so they may wrap. */
+ * (sqlite_wlock_*, sqlite_group_*).  The turns compare by the sign of
+ * their difference, so they may wrap; the group commit's points are 64-bit
+ * and never do. */
 struct wlock_turns {
     _Atomic uint32_t next;    /* the ticket the next writer draws */
     _Atomic uint32_t serving; /* the ticket whose turn it is */
     _Atomic uint32_t waiting; /* writers asleep on serving (futex) */
     uint32_t reserved;
-    /* Group commit: the commits written to the WAL (one step each, taken
-     * while the committer still holds the write lock), the highest of them
-     * a completed sync covers, and the token of the process syncing now (0:
-     * none) with the source of tokens. */
-    _Atomic uint32_t committed;
-    _Atomic uint32_t synced;
+    /* Group commit: points in the commit order (one per commit, and one per
+     * write transaction rolled back, each taken with the write lock held),
+     * the highest point a completed sync covers, and the highest a failed
+     * sync was to cover. */
+    _Atomic uint64_t points;
+    _Atomic uint64_t synced;
+    _Atomic uint64_t sync_failed;
+    /* The token of the writer syncing now (0: none; futex waits), and the
+     * source of tokens. */
     _Atomic uint32_t syncer;
     _Atomic uint32_t syncer_tokens;
 };
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the writers' turns must be lock-free");
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "the group commit's points must be lock-free");
 
 enum sqlite_stmt {
     STMT_BEGIN_IMMEDIATE,
@@ -257,11 +262,8 @@ struct sqlite_store {
                                 * file; NULL: the flock alone */
     uint32_t ticket;           /* this writer's turn, while wlock_held */
     /* Group commit (sqlite_group_*): on when DB_SYNCHRONOUS=full and the
-     * turns are mapped.  durable_target: the commits a write transaction
-     * under way has seen (taken with the lock), which must be durable
-     * before its answer. */
+     * turns are mapped. */
     bool group_commit;
-    uint32_t durable_target;
     int inotify_fd;  /* the change signal; -1: not (yet) watching */
     bool inotify_failed;
     char *db_name;   /* basename of the file: its -wal, -shm, -journal share it */
@@ -569,19 +571,26 @@ static void sqlite_wlock_release(struct sqlite_store *s)
  * another process that must first be scheduled (POST ran at 45% of one
  * process committing in a loop).  Instead, with DB_SYNCHRONOUS=full the
  * connections run synchronous=NORMAL (a commit appends its frames to the
- * WAL and syncs nothing), and each writer, after COMMIT and after giving up
- * the lock, waits until a sync of the WAL that began after its frames were
- * written has completed, before its answer.  One writer at a time syncs,
- * for everyone committed so far; those who committed while it synced are
+ * WAL and syncs nothing), and each writer, with the lock still held after
+ * its COMMIT, takes the next point in the commit order; it gives up the
+ * lock and waits until a sync of the WAL that began after its point was
+ * taken has completed, before its answer.  One writer at a time syncs, for
+ * every point taken so far; those who took theirs while it synced are
  * covered by the next sync.  The lock is held only for the appends, and
  * one fsync makes many commits durable.
  *
  * What must hold:
- *   - Nothing is acknowledged before it is on disk: every write
- *     transaction (committed or rolled back: a replayed create, a status
- *     conflict) waits for a sync covering every commit it could have seen
- *     (durable_target, taken under the lock).  A sync that fails answers
- *     STORE_FULL (503): the commit's outcome is then unknown to the client.
+ *   - Nothing is acknowledged before it is on disk.  A write transaction
+ *     that rolls back (a replayed create, a status conflict) also takes a
+ *     point and waits for it: a sync that began after the point covers
+ *     everything it read, whoever committed it (counted or not: a writer
+ *     killed between its COMMIT and its point, a COMMIT that reported an
+ *     error after committing).
+ *   - A sync that fails fails every waiter whose point it was to cover
+ *     (STORE_FULL, a 503: the outcome unknown to the client), even if a
+ *     later sync succeeds: after a failed fsync Linux may have dropped the
+ *     pages, and the next fsync of the file reports success.  Later
+ *     commits go on as with SQLite's own FULL, which has the same limit.
  *   - The WAL stays consistent: synchronous=NORMAL in WAL mode is safe from
  *     corruption (SQLite syncs the WAL before each checkpoint, the database
  *     after it, and the WAL's header when the WAL is reused), and a sync of
@@ -591,28 +600,57 @@ static void sqlite_wlock_release(struct sqlite_store *s)
  *     of its COMMIT, up to one fsync before it is durable.  A reader (a GET,
  *     a list) can see an order a power cut then takes back, one whose
  *     creator had not yet had its 201.  The publisher never delivers such
- *     an event: it syncs the WAL after each fetch that found events
- *     (sqlite_outbox_fetch), so a broker never holds an event the database
- *     lost.
+ *     an event: with DB_SYNCHRONOUS=full it syncs the WAL after each fetch
+ *     that found events (sqlite_outbox_fetch), whether or not its own
+ *     process could map the counters.
  *   - A syncer that died (killed mid-fsync) holds its token: a waiter that
  *     sees neither `synced` nor the token move for SYNC_STALL_MS takes the
  *     token over.  Two syncs at once are harmless.
+ *   - Waiters sleep on the token, which the syncer clears after it has
+ *     raised `synced`: a waiter that read the token before it was cleared
+ *     is woken, one that reads it after sees the new `synced`.
  */
 #define SYNC_STALL_MS 250.0
 
-/* Orders the WAL to disk; then every commit counted before it began is
- * durable.  Also the publisher's barrier before delivering. */
-static int sqlite_group_sync(struct sqlite_store *s)
+/* A place in the commit order to wait for: the point, and the last failed
+ * sync as it stood before the point was taken. */
+struct sqlite_durable {
+    uint64_t point;
+    uint64_t failed_before;
+};
+
+/* Raises *at to value unless it is already there or past it. */
+static void sqlite_raise(_Atomic uint64_t *at, uint64_t value)
+{
+    uint64_t cur = atomic_load(at);
+    while (cur < value && !atomic_compare_exchange_weak(at, &cur, value))
+        ;
+}
+
+/* Takes the next point (the write lock held, the transaction ended). */
+static struct sqlite_durable sqlite_durable_point(struct sqlite_store *s)
+{
+    struct sqlite_durable d;
+    d.failed_before = atomic_load(&s->turns->sync_failed);
+    d.point = atomic_fetch_add(&s->turns->points, 1) + 1;
+    return d;
+}
+
+/* Syncs the WAL: every frame written before this call is on disk when it
+ * returns SQLITE_OK, and with the counters mapped, every point taken
+ * before it is durable.  A connection with no journal file open (an
+ * in-memory database) has nothing to sync. */
+static int sqlite_wal_sync(struct sqlite_store *s)
 {
     struct wlock_turns *t = s->turns;
-    uint32_t upto = atomic_load(&t->committed);
+    uint64_t upto = t != NULL ? atomic_load(&t->points) : 0;
     sqlite3_file *wal = NULL;
     int rc = sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
-    if (rc == SQLITE_OK && (wal == NULL || wal->pMethods == NULL))
-        rc = SQLITE_IOERR_FSYNC; /* a committed connection has its WAL open */
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK && wal != NULL && wal->pMethods != NULL)
         rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
     if (rc != SQLITE_OK) {
+        if (t != NULL)
+            sqlite_raise(&t->sync_failed, upto);
         struct log_field f[] = {LOG_STR("database", s->path), LOG_STR("error", sqlite3_errstr(rc))};
         log_emit(log_process(), LOG_ERROR, NULL,
                  "syncing the database's WAL failed: the writes waiting for it are answered"
@@ -620,22 +658,25 @@ static int sqlite_group_sync(struct sqlite_store *s)
                  f, LOG_COUNT(f));
         return rc;
     }
-    uint32_t cur = atomic_load(&t->synced);
-    while ((int32_t)(upto - cur) > 0 && !atomic_compare_exchange_weak(&t->synced, &cur, upto))
-        ;
+    if (t != NULL)
+        sqlite_raise(&t->synced, upto);
     return SQLITE_OK;
 }
 
-/* Waits until the commits up to target are durable, syncing for everyone
- * when nobody else is. */
-static int sqlite_group_wait(struct sqlite_store *s, uint32_t target)
+/* Waits until d's point is durable, syncing for everyone when nobody else
+ * is; SQLITE_IOERR_FSYNC when a sync that was to cover it failed. */
+static int sqlite_group_wait(struct sqlite_store *s, struct sqlite_durable d)
 {
     struct wlock_turns *t = s->turns;
-    uint32_t seen_synced = atomic_load(&t->synced), seen_syncer = atomic_load(&t->syncer);
+    uint64_t seen_synced = atomic_load(&t->synced);
+    uint32_t seen_syncer = atomic_load(&t->syncer);
     double seen_since = clock_monotonic_ms();
     for (;;) {
-        uint32_t synced = atomic_load(&t->synced);
-        if ((int32_t)(synced - target) >= 0)
+        uint64_t failed = atomic_load(&t->sync_failed);
+        if (failed != d.failed_before && failed >= d.point)
+            return SQLITE_IOERR_FSYNC;
+        uint64_t synced = atomic_load(&t->synced);
+        if (synced >= d.point)
             return SQLITE_OK;
         uint32_t syncer = atomic_load(&t->syncer);
         double now = clock_monotonic_ms();
@@ -650,10 +691,10 @@ static int sqlite_group_wait(struct sqlite_store *s, uint32_t target)
                 mine = atomic_fetch_add(&t->syncer_tokens, 1) + 1;
             if (!atomic_compare_exchange_strong(&t->syncer, &syncer, mine))
                 continue; /* another writer took it first: wait for that one */
-            int rc = sqlite_group_sync(s);
+            int rc = sqlite_wal_sync(s);
             /* fails when a waiter took a stalled token over: it is theirs */
             atomic_compare_exchange_strong(&t->syncer, &mine, 0);
-            sqlite_futex(&t->synced, FUTEX_WAKE, INT_MAX, NULL);
+            sqlite_futex(&t->syncer, FUTEX_WAKE, INT_MAX, NULL);
             if (rc != SQLITE_OK)
                 return rc;
             continue;
@@ -662,8 +703,8 @@ static int sqlite_group_wait(struct sqlite_store *s, uint32_t target)
         long long wait_ns = (long long)(wait_ms * 1e6) + 1;
         struct timespec ts = {.tv_sec = (time_t)(wait_ns / 1000000000),
                               .tv_nsec = (long)(wait_ns % 1000000000)};
-        /* returns at once when synced is no longer what was read */
-        sqlite_futex(&t->synced, FUTEX_WAIT, synced, &ts);
+        /* returns at once when the token is no longer the one read */
+        sqlite_futex(&t->syncer, FUTEX_WAIT, syncer, &ts);
     }
 }
 
@@ -722,8 +763,6 @@ static int sqlite_begin_write(struct sqlite_store *s)
     sqlite_lock_waited(s, start, rc == SQLITE_OK);
     if (rc != SQLITE_OK)
         sqlite_wlock_release(s);
-    else if (s->group_commit)
-        s->durable_target = atomic_load(&s->turns->committed);
     return rc;
 }
 
@@ -734,7 +773,9 @@ static bool sqlite_in_transaction(const struct sqlite_store *s)
 
 /* Ends a write transaction without its changes.  What it read (a
  * replayed create's order, the status of a conflict) is answered only
- * once durable (see group commit). */
+ * once durable (see group commit): with the counters, by a point of its
+ * own; without them (a process that could not map them, while others may
+ * group-commit), by a sync of the WAL. */
 static enum store_status sqlite_rollback(struct sqlite_store *s, enum store_status why)
 {
     bool began = s->tx_started_ms > 0; /* a write transaction, not a failed begin */
@@ -744,29 +785,37 @@ static enum store_status sqlite_rollback(struct sqlite_store *s, enum store_stat
      * transaction back; a failing ROLLBACK then changes nothing. */
     if (sqlite_in_transaction(s))
         sqlite_run(s, STMT_ROLLBACK);
+    struct sqlite_durable d = {0, 0};
+    if (began && s->group_commit)
+        d = sqlite_durable_point(s);
     sqlite_tx_ended(s);
     sqlite_wlock_release(s);
-    if (began && s->group_commit && sqlite_group_wait(s, s->durable_target) != SQLITE_OK &&
-        why != STORE_BUSY && why != STORE_ERROR)
+    int rc = SQLITE_OK;
+    if (began && s->group_commit)
+        rc = sqlite_group_wait(s, d);
+    else if (began && s->synchronous_full)
+        rc = sqlite_wal_sync(s);
+    if (rc != SQLITE_OK && why != STORE_BUSY && why != STORE_ERROR)
         why = STORE_FULL;
     return why;
 }
 
-/* COMMIT, then (group commit) counts the commit while still holding the
- * lock, gives the lock up and waits for its sync.  A failed COMMIT keeps
- * the transaction and the lock for the caller's sqlite_rollback; a failed
- * sync leaves neither, and its code in failure_code. */
+/* COMMIT, then (group commit) takes the commit's point while still holding
+ * the lock, gives the lock up and waits for the point's sync.  A failed
+ * COMMIT keeps the transaction and the lock for the caller's
+ * sqlite_rollback (which takes a point of its own: a COMMIT can fail after
+ * committing); a failed sync leaves neither, and its code in failure_code. */
 static int sqlite_commit(struct sqlite_store *s)
 {
     int rc = sqlite_run(s, STMT_COMMIT);
     if (rc != SQLITE_OK)
         return rc;
-    uint32_t mine = 0;
+    struct sqlite_durable d = {0, 0};
     if (s->group_commit)
-        mine = atomic_fetch_add(&s->turns->committed, 1) + 1;
+        d = sqlite_durable_point(s);
     sqlite_tx_ended(s);
     sqlite_wlock_release(s);
-    if (s->group_commit && (rc = sqlite_group_wait(s, mine)) != SQLITE_OK)
+    if (s->group_commit && (rc = sqlite_group_wait(s, d)) != SQLITE_OK)
         s->failure_code = rc;
     return rc;
 }
@@ -1071,8 +1120,9 @@ static enum store_status sqlite_migrate(struct store *st, char *err, size_t errl
         }
     }
     /* Migrations commit outside the write queue: made durable here. */
-    if (s->group_commit && sqlite_group_sync(s) != SQLITE_OK) {
-        snprintf(err, errlen, "syncing the migrations: %s", sqlite3_errmsg(s->db));
+    int rc = s->group_commit ? sqlite_wal_sync(s) : SQLITE_OK;
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "syncing the migrations: %s", sqlite3_errstr(rc));
         return STORE_ERROR;
     }
     for (int i = 0; i < STMT_WORKER_COUNT; i++) {
@@ -1600,7 +1650,7 @@ static enum store_status sqlite_outbox_fetch(struct store *st, int limit, long l
     }
     /* An event is delivered only once durable (see group commit): its
      * commit may have been read before its writer's sync. */
-    if (batch->count > 0 && s->group_commit && (rc = sqlite_group_sync(s)) != SQLITE_OK) {
+    if (batch->count > 0 && s->synchronous_full && (rc = sqlite_wal_sync(s)) != SQLITE_OK) {
         outbox_batch_free(batch);
         return sqlite_failure_of(rc);
     }

@@ -381,6 +381,7 @@ struct fcgi_pool {
     struct scoreboard *sb;         /* this worker's slot of the pool's status */
     struct fcgi_thread *threads;   /* all of them, for fcgi_wake_threads */
     int thread_count;
+    pthread_mutex_t threads_lock;  /* their started and exited flags */
 };
 
 /* One serving thread: its own FastCGI request and its own app (and so its
@@ -392,7 +393,8 @@ struct fcgi_thread {
     FCGX_Request fr;
     struct fcgi_exchange *x;
     pthread_t tid;
-    atomic_bool started; /* tid is set (thread 0: the worker's own) */
+    bool started; /* tid is set (thread 0: the worker's own); threads_lock */
+    bool exited;  /* out of its loop, about to be joined; threads_lock */
 };
 
 /* The first thread to see the worker retire wakes the others from their
@@ -401,13 +403,26 @@ struct fcgi_thread {
  * SIGTERM is what they can receive there (wait_mask); a thread busy with a
  * request gets it when it next waits, at once, and sees the worker
  * retiring either way.  The worker's handler only sets the stop flag, and
- * a recycling worker retires just as a stopped one does. */
+ * a recycling worker retires just as a stopped one does.  Under
+ * threads_lock, so that no thread is signalled once it has left its loop
+ * (it may have been joined, its id no longer valid). */
 static void fcgi_wake_threads(struct fcgi_pool *p)
 {
     pthread_t self = pthread_self();
-    for (int i = 0; i < p->thread_count; i++)
-        if (atomic_load(&p->threads[i].started) && !pthread_equal(p->threads[i].tid, self))
-            pthread_kill(p->threads[i].tid, SIGTERM);
+    pthread_mutex_lock(&p->threads_lock);
+    for (int i = 0; i < p->thread_count; i++) {
+        struct fcgi_thread *t = &p->threads[i];
+        if (t->started && !t->exited && !pthread_equal(t->tid, self))
+            pthread_kill(t->tid, SIGTERM);
+    }
+    pthread_mutex_unlock(&p->threads_lock);
+}
+
+static void fcgi_thread_exited(struct fcgi_thread *t)
+{
+    pthread_mutex_lock(&t->pool->threads_lock);
+    t->exited = true;
+    pthread_mutex_unlock(&t->pool->threads_lock);
 }
 
 /* True once the worker stops accepting: asked to stop, or recycled after
@@ -585,6 +600,7 @@ static void fcgi_thread_serve(struct fcgi_thread *t)
 static void *fcgi_thread_main(void *arg)
 {
     fcgi_thread_serve(arg);
+    fcgi_thread_exited(arg);
     return NULL;
 }
 
@@ -596,7 +612,8 @@ unsigned long fcgi_serve(struct app *const *apps, int threads,
     if (threads < 1 || threads > FCGI_MAX_THREADS)
         return 0;
     struct fcgi_pool pool = {.stop = stop, .max_requests = max_requests,
-                             .epoll_fd = -1, .listen_fd = 0, .sb = sb};
+                             .epoll_fd = -1, .listen_fd = 0, .sb = sb,
+                             .threads_lock = PTHREAD_MUTEX_INITIALIZER};
     atomic_init(&pool.served, 0);
     atomic_init(&pool.trimmed_at, 0);
     atomic_init(&pool.retiring, false);
@@ -631,8 +648,8 @@ unsigned long fcgi_serve(struct app *const *apps, int threads,
         t[ready].x->sb = sb;
     }
     if (t != NULL) {
-        t[0].tid = pthread_self();
-        atomic_store(&t[0].started, true);
+        t[0].tid = pthread_self(); /* no other thread runs yet */
+        t[0].started = true;
     }
     /* The master would count this worker as never started when any of it
      * failed, or when on_ready does. */
@@ -650,13 +667,19 @@ unsigned long fcgi_serve(struct app *const *apps, int threads,
             *stop = 1;
             break;
         }
+        pthread_mutex_lock(&pool.threads_lock);
         t[i].tid = tid;
-        atomic_store(&t[i].started, true);
+        t[i].started = true;
+        pthread_mutex_unlock(&pool.threads_lock);
     }
-    if (ok)
+    if (ok) {
         fcgi_thread_serve(&t[0]);
+        fcgi_thread_exited(&t[0]);
+    }
+    /* every thread has been created (or has failed to be): started no
+     * longer changes */
     for (int i = 1; t != NULL && i < threads; i++)
-        if (atomic_load(&t[i].started))
+        if (t[i].started)
             pthread_join(t[i].tid, NULL);
     for (int i = 0; i < ready; i++) {
         FCGX_Free(&t[i].fr, 1);

@@ -42,6 +42,8 @@ static _Atomic unsigned long long wal_writes; /* WAL writes completed */
 static _Atomic unsigned long long wal_durable; /* the last write a completed sync covers */
 static _Atomic unsigned long long wal_syncs;
 static _Thread_local unsigned long long my_last_wal_write;
+static _Atomic unsigned long long wal_commits; /* commit frames written */
+static _Atomic unsigned long long hold_sync_until; /* the next WAL sync waits for this many */
 static _Atomic int fail_wal_syncs;
 static _Atomic int block_wal_syncs_fd = -1; /* writes one byte there, then blocks */
 
@@ -63,8 +65,14 @@ static int shim_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
 static int shim_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
 {
     int rc = real_of(f)->pMethods->xWrite(real_of(f), buf, n, off);
-    if (rc == SQLITE_OK && ((struct shim_file *)f)->wal)
+    if (rc == SQLITE_OK && ((struct shim_file *)f)->wal) {
         my_last_wal_write = atomic_fetch_add(&wal_writes, 1) + 1;
+        /* a frame's 24-byte header (written apart from its page): bytes 4
+         * to 7 are the database's size after a commit, 0 in other frames */
+        const unsigned char *h = buf;
+        if (n == 24 && off >= 32 && (h[4] | h[5] | h[6] | h[7]) != 0)
+            atomic_fetch_add(&wal_commits, 1);
+    }
     return rc;
 }
 
@@ -79,6 +87,9 @@ static int shim_sync(sqlite3_file *f, int flags)
         return real_of(f)->pMethods->xSync(real_of(f), flags);
     if (atomic_load(&fail_wal_syncs))
         return SQLITE_IOERR_FSYNC;
+    unsigned long long until = atomic_exchange(&hold_sync_until, 0);
+    for (int i = 0; until != 0 && atomic_load(&wal_commits) < until && i < 20000; i++)
+        usleep(1000); /* bounded: 20 s */
     int fd = atomic_load(&block_wal_syncs_fd);
     if (fd >= 0) {
         if (write(fd, "s", 1) != 1)
@@ -252,6 +263,7 @@ static void setup(void)
     store_close(st);
     atomic_store(&fail_wal_syncs, 0);
     atomic_store(&block_wal_syncs_fd, -1);
+    atomic_store(&hold_sync_until, 0);
 }
 
 static void teardown(void)
@@ -338,6 +350,53 @@ START_TEST(test_every_acknowledged_write_was_synced)
 }
 END_TEST
 
+static void *one_create(void *arg)
+{
+    struct writer *w = arg;
+    struct store *st = open_store(true);
+    struct order o;
+    if (create(st, &o) == STORE_OK) {
+        w->ok++;
+        if (atomic_load(&wal_durable) < my_last_wal_write)
+            w->late++;
+    } else {
+        w->failed++;
+    }
+    order_free(&o);
+    store_close(st);
+    return NULL;
+}
+
+/* The syncs are shared: the first writer's sync is held (in the shim)
+ * until three more writers have committed; they commit meanwhile (the lock
+ * is free during a sync) and one sync after it covers all three: four
+ * commits, two syncs. */
+START_TEST(test_writers_share_a_sync)
+{
+    struct store *st = open_store(true);
+    struct order o;
+    ck_assert_int_eq(create(st, &o), STORE_OK); /* the WAL's header synced */
+    order_free(&o);
+    unsigned long long syncs_before = atomic_load(&wal_syncs);
+    atomic_store(&hold_sync_until, atomic_load(&wal_commits) + 4);
+    struct writer w[4];
+    memset(w, 0, sizeof w);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&w[i].thread, NULL, one_create, &w[i]), 0);
+    int ok = 0, late = 0;
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(pthread_join(w[i].thread, NULL), 0);
+        ok += w[i].ok;
+        late += w[i].late;
+    }
+    ck_assert_int_eq(ok, 4);
+    ck_assert_int_eq(late, 0);
+    ck_assert_uint_eq(atomic_load(&hold_sync_until), 0); /* the hold was used */
+    ck_assert_uint_eq(atomic_load(&wal_syncs) - syncs_before, 2);
+    store_close(st);
+}
+END_TEST
+
 /* With DB_SYNCHRONOUS=normal nothing waits for a sync: the setting still
  * means what it says. */
 START_TEST(test_normal_does_not_sync_each_write)
@@ -357,11 +416,14 @@ END_TEST
 
 /* A WAL sync that fails: the write is not acknowledged (STORE_FULL, a 503
  * whose outcome is unknown to the client); the next one, once syncs work
- * again, is. */
+ * again, is.  One write first, so that the failing sync is the group
+ * commit's, not SQLite's sync of a new WAL's header inside COMMIT. */
 START_TEST(test_failed_sync_is_not_acknowledged)
 {
     struct store *st = open_store(true);
     struct order o;
+    ck_assert_int_eq(create(st, &o), STORE_OK);
+    order_free(&o);
     atomic_store(&fail_wal_syncs, 1);
     ck_assert_int_eq(create(st, &o), STORE_FULL);
     order_free(&o);
@@ -383,10 +445,13 @@ START_TEST(test_dead_syncer_is_taken_over)
     ck_assert_int_ge(child, 0);
     if (child == 0) {
         close(ready[0]);
-        atomic_store(&block_wal_syncs_fd, ready[1]);
         struct store *st = open_store(true);
         struct order o;
-        (void)create(st, &o); /* blocks in the WAL sync */
+        if (create(st, &o) != STORE_OK) /* the WAL's header synced, in COMMIT */
+            _exit(2);
+        order_free(&o);
+        atomic_store(&block_wal_syncs_fd, ready[1]);
+        (void)create(st, &o); /* blocks in the group commit's sync, holding its token */
         _exit(2);
     }
     close(ready[1]);
@@ -405,6 +470,43 @@ START_TEST(test_dead_syncer_is_taken_over)
     order_free(&o);
     /* and the queue works at full speed again: no token left behind */
     ck_assert_int_eq(create(st, &o), STORE_OK);
+    order_free(&o);
+    store_close(st);
+}
+END_TEST
+
+/* A replayed create answers with an order its first attempt committed:
+ * that order must be durable first.  The first attempt's sync fails (its
+ * 503 says the outcome is unknown); the replay must not be answered while
+ * syncs still fail, and is once they work. */
+START_TEST(test_replay_waits_for_durability)
+{
+    struct store *st = open_store(true);
+    struct order o;
+    ck_assert_int_eq(create(st, &o), STORE_OK); /* past the WAL header's sync */
+    order_free(&o);
+    struct idempotency_claim claim = {.caller = "client-1", .ttl_ms = 3600000};
+    snprintf(claim.key, sizeof claim.key, "key-1");
+    memset(claim.fingerprint, 7, sizeof claim.fingerprint);
+
+    atomic_store(&fail_wal_syncs, 1);
+    memset(&o, 0, sizeof o);
+    o.customer_id = strdup("customer-1");
+    o.items_json = strdup("[\"item-1\"]");
+    ck_assert_int_eq(store_order_create(st, &o, &META, &claim), STORE_FULL);
+    order_free(&o);
+    memset(&o, 0, sizeof o);
+    o.customer_id = strdup("customer-1");
+    o.items_json = strdup("[\"item-1\"]");
+    ck_assert_int_eq(store_order_create(st, &o, &META, &claim), STORE_FULL);
+    order_free(&o);
+
+    atomic_store(&fail_wal_syncs, 0);
+    memset(&o, 0, sizeof o);
+    o.customer_id = strdup("customer-1");
+    o.items_json = strdup("[\"item-1\"]");
+    ck_assert_int_eq(store_order_create(st, &o, &META, &claim), STORE_REPLAYED);
+    ck_assert(atomic_load(&wal_durable) >= atomic_load(&wal_writes));
     order_free(&o);
     store_close(st);
 }
@@ -445,9 +547,11 @@ static Suite *group_commit_suite(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_set_timeout(t, 60);
     tcase_add_test(t, test_every_acknowledged_write_was_synced);
+    tcase_add_test(t, test_writers_share_a_sync);
     tcase_add_test(t, test_normal_does_not_sync_each_write);
     tcase_add_test(t, test_failed_sync_is_not_acknowledged);
     tcase_add_test(t, test_dead_syncer_is_taken_over);
+    tcase_add_test(t, test_replay_waits_for_durability);
     tcase_add_test(t, test_fetch_syncs_what_it_returns);
     suite_add_tcase(s, t);
     return s;
