@@ -287,9 +287,37 @@ static enum store_status create(struct store *st, struct order *o)
 
 struct writer {
     pthread_t thread;
-    int ok, late; /* creates acknowledged; of those, before their sync */
+    int ok, late; /* writes acknowledged; of those, before their sync */
     int failed;
 };
+
+/* Counts one write's outcome; true when it was acknowledged. */
+static bool writer_count(struct writer *w, enum store_status s)
+{
+    if (s != STORE_OK) {
+        w->failed++;
+        return false;
+    }
+    w->ok++;
+    if (atomic_load(&wal_durable) < my_last_wal_write)
+        w->late++;
+    return true;
+}
+
+/* Runs each writer on a thread of its own, and adds up their counts. */
+static struct writer run_writers(struct writer *w, int n, void *(*body)(void *))
+{
+    struct writer total = {0};
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(pthread_create(&w[i].thread, NULL, body, &w[i]), 0);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(pthread_join(w[i].thread, NULL), 0);
+        total.ok += w[i].ok;
+        total.late += w[i].late;
+        total.failed += w[i].failed;
+    }
+    return total;
+}
 
 static void *writer_run(void *arg)
 {
@@ -297,25 +325,13 @@ static void *writer_run(void *arg)
     struct store *st = open_store(true);
     for (int i = 0; i < WRITES_EACH; i++) {
         struct order o;
-        enum store_status s = create(st, &o);
-        if (s == STORE_OK) {
-            w->ok++;
-            if (atomic_load(&wal_durable) < my_last_wal_write)
-                w->late++;
+        if (writer_count(w, create(st, &o))) {
             /* a status change too: a second kind of write transaction */
             struct order out;
             enum order_status from;
-            s = store_order_transition(st, o.id, ORDER_PAID, NULL, &META, &out, &from);
-            if (s == STORE_OK) {
-                w->ok++;
-                if (atomic_load(&wal_durable) < my_last_wal_write)
-                    w->late++;
+            if (writer_count(w, store_order_transition(st, o.id, ORDER_PAID, NULL, &META, &out,
+                                                       &from)))
                 order_free(&out);
-            } else {
-                w->failed++;
-            }
-        } else {
-            w->failed++;
         }
         order_free(&o);
     }
@@ -325,27 +341,19 @@ static void *writer_run(void *arg)
 
 /* Writers on six connections at once, as a pool's threads and processes
  * write: every acknowledged write's WAL frames were synced before its
- * answer, and the syncs were shared (fewer than the commits). */
+ * answer. */
 START_TEST(test_every_acknowledged_write_was_synced)
 {
     struct writer w[WRITERS];
     memset(w, 0, sizeof w);
     unsigned long long syncs_before = atomic_load(&wal_syncs);
-    for (int i = 0; i < WRITERS; i++)
-        ck_assert_int_eq(pthread_create(&w[i].thread, NULL, writer_run, &w[i]), 0);
-    int ok = 0, late = 0, failed = 0;
-    for (int i = 0; i < WRITERS; i++) {
-        ck_assert_int_eq(pthread_join(w[i].thread, NULL), 0);
-        ok += w[i].ok;
-        late += w[i].late;
-        failed += w[i].failed;
-    }
+    struct writer total = run_writers(w, WRITERS, writer_run);
     unsigned long long syncs = atomic_load(&wal_syncs) - syncs_before;
-    printf("group commit: %d writes acknowledged with %llu WAL syncs\n", ok, syncs);
-    ck_assert_int_eq(failed, 0);
-    ck_assert_int_eq(ok, WRITERS * WRITES_EACH * 2);
-    ck_assert_msg(late == 0, "%d of %d writes were acknowledged before their WAL sync", late,
-                  ok);
+    printf("group commit: %d writes acknowledged with %llu WAL syncs\n", total.ok, syncs);
+    ck_assert_int_eq(total.failed, 0);
+    ck_assert_int_eq(total.ok, WRITERS * WRITES_EACH * 2);
+    ck_assert_msg(total.late == 0, "%d of %d writes were acknowledged before their WAL sync",
+                  total.late, total.ok);
     ck_assert(syncs > 0);
 }
 END_TEST
@@ -355,13 +363,7 @@ static void *one_create(void *arg)
     struct writer *w = arg;
     struct store *st = open_store(true);
     struct order o;
-    if (create(st, &o) == STORE_OK) {
-        w->ok++;
-        if (atomic_load(&wal_durable) < my_last_wal_write)
-            w->late++;
-    } else {
-        w->failed++;
-    }
+    writer_count(w, create(st, &o));
     order_free(&o);
     store_close(st);
     return NULL;
@@ -381,16 +383,9 @@ START_TEST(test_writers_share_a_sync)
     atomic_store(&hold_sync_until, atomic_load(&wal_commits) + 4);
     struct writer w[4];
     memset(w, 0, sizeof w);
-    for (int i = 0; i < 4; i++)
-        ck_assert_int_eq(pthread_create(&w[i].thread, NULL, one_create, &w[i]), 0);
-    int ok = 0, late = 0;
-    for (int i = 0; i < 4; i++) {
-        ck_assert_int_eq(pthread_join(w[i].thread, NULL), 0);
-        ok += w[i].ok;
-        late += w[i].late;
-    }
-    ck_assert_int_eq(ok, 4);
-    ck_assert_int_eq(late, 0);
+    struct writer total = run_writers(w, 4, one_create);
+    ck_assert_int_eq(total.ok, 4);
+    ck_assert_int_eq(total.late, 0);
     ck_assert_uint_eq(atomic_load(&hold_sync_until), 0); /* the hold was used */
     ck_assert_uint_eq(atomic_load(&wal_syncs) - syncs_before, 2);
     store_close(st);
