@@ -22,6 +22,7 @@
  * JWT secret the master hands to its workers (common/secret.h).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -59,6 +60,8 @@
  * only some of them, with threads to spare for fresh connections
  * (README.md, "Performance"). */
 #define WORKER_THREADS_DEFAULT 4
+/* free() gives back the top of a heap past this many bytes (worker_main). */
+#define WORKER_TRIM_THRESHOLD (32 * 1024)
 
 static volatile sig_atomic_t worker_stop;
 
@@ -202,7 +205,20 @@ static int worker_main(const struct worker_args *wa)
 {
     if (worker_install_signals() != 0 || privileges_drop("orders-fcgi") != 0)
         return 1;
-    /* glibc's malloc arenas are left as they are (one per thread that
+    /* glibc keeps the free memory at the top of each heap up to
+     * M_TRIM_THRESHOLD (128 KiB) plus M_TOP_PAD (128 KiB) resident, and
+     * malloc_trim, the idle trim's call (fcgi/adapter.c), shortens only the
+     * main heap's top, not the serving threads' arenas': so each arena kept
+     * 100 to 300 KiB it did not use.  With a 32 KiB threshold and no pad,
+     * free() gives a heap's top back as soon as it passes 32 KiB.  Measured
+     * (2 workers of 4 threads, 1,000 orders, after the write load): the
+     * largest worker's heaps and arenas 1.7 MiB once idle instead of 2.0,
+     * and no difference in the worker's CPU per request (GET /orders/{id}
+     * 45 against 47 us, GET /orders?limit=20 100 against 99 us; medians of
+     * three alternated 5 s runs).  Best effort: without it only more
+     * memory stays resident.
+     *
+     * The arenas themselves are left as they are (one per thread that
      * allocates while another holds one).  One arena for all the threads
      * (mallopt M_ARENA_MAX 1) cut a worker's Pss by about 0.4 MiB (threads
      * 1-3 each kept an arena of 320 to 480 KiB resident), but measured on a
@@ -211,6 +227,9 @@ static int worker_main(const struct worker_args *wa)
      * 9,771 req/s and its worker CPU rose from 86 to 105 us per request:
      * the threads queue on the arena's lock for the JSON trees' many small
      * allocations. */
+    if (mallopt(M_TRIM_THRESHOLD, WORKER_TRIM_THRESHOLD) != 1 || mallopt(M_TOP_PAD, 0) != 1)
+        fprintf(stderr, "orders-fcgi: mallopt refused the trim threshold; freed memory"
+                        " stays resident longer\n");
     /* A writer waiting for another's transaction polls the lock every 50 us
      * (adapters/store_sqlite.c); the kernel's default 50 us timer slack would double
      * each of those naps.  Best effort: without it the wait is only longer.

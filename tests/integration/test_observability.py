@@ -481,6 +481,35 @@ class Logs(unittest.TestCase):
             for l in s.worker_log_lines():
                 self.assertIn(l.get("level"), ("debug", "info", "warn", "error"), l)
 
+    def test_a_quiet_worker_gives_freed_memory_back_once(self):
+        """A worker in which no request ended for a moment trims its heap
+        (fcgi/adapter.c) once, and says so at debug level with the
+        requests since its last trim: every request is counted in exactly
+        one such line, and a worker that stays quiet trims no more."""
+        trim = "idle worker gave freed memory back"
+        with Stack(workers=1, env={"LOG_LEVEL": "debug"}) as s:
+            tok = s.token()
+            for _ in range(10):
+                self.assertEqual(s.request("POST", "/orders", body=ORDER, token=tok).status, 201)
+            for _ in range(10):
+                self.assertEqual(s.request("GET", "/orders?limit=100", token=tok).status, 200)
+
+            def trims():
+                return [l for l in s.worker_log_lines() if l.get("message") == trim]
+            # the harness's own /readyz requests come before ours
+            s.wait_for(lambda: sum(l["requests"] for l in trims()) >= 21, timeout=10,
+                       what="trim lines counting every request")
+            lines = trims()
+            for line in lines:
+                self.assertEqual(line["level"], "debug", line)
+                self.assertGreater(line["requests"], 0, line)
+                self.assertGreater(line["anon_kib_before"], 0, line)
+                self.assertLessEqual(line["anon_kib_after"], line["anon_kib_before"], line)
+            # No request since: a thread's idle tick (1 s) passes and no
+            # other trim comes.
+            time.sleep(1.5)
+            self.assertEqual(trims(), lines)
+
 
 class Metrics(unittest.TestCase):
     def promtool(self, text):
