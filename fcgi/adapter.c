@@ -558,11 +558,12 @@ static void fcgi_serve_conn(struct fcgi_thread *t, int fd, bool fresh)
  * out with no request ended meanwhile), never on a request's path; the next
  * burst faults the pages back in.  malloc_trim trims every arena.
  *
- * Quiet for 200 ms rather than a thread's 1 s tick: within 1 s of a burst
- * the freed pages were 0.5 MiB of a worker's Pss after the write load at
- * 1,000 orders, and 7 MiB at 1,000,000 orders (SQLite's page caches), and
- * anyone who reads the worker's memory right after its last request (a
- * benchmark, a monitoring scrape) counted them.  A spell of 200 ms comes
+ * Quiet for 200 ms rather than a thread's 1 s tick: until the trim, the
+ * pages freed but kept were 0.4 MiB of a worker's Pss after the write load
+ * at 1,000 orders and 7.7 MiB after reads at 1,000,000 orders (most of it
+ * in the serving threads' arenas), and anyone who reads the worker's
+ * memory within a second of its last request (the benchmark reads it
+ * 0.5 s after its last scenario, a monitoring scrape) counted them.  A spell of 200 ms comes
  * at most five times a second, below about 20 requests a second; a trim
  * costs a few hundred microseconds, and the pages it gave back are faulted
  * in again by the next request. */
