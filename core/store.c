@@ -32,6 +32,12 @@ void store_take_timing(struct store *st, struct store_timing *out)
         st->ops->take_timing(st, out);
 }
 
+void store_release_memory(struct store *st)
+{
+    if (st != NULL && st->ops->release_memory != NULL)
+        st->ops->release_memory(st);
+}
+
 enum store_status store_migrate(struct store *st, char *err, size_t errlen)
 {
     return st->ops->migrate(st, err, errlen);

@@ -176,6 +176,9 @@ struct store_ops {
     /* Where the connection's time went since the last call (optional:
      * NULL reads as zeros).  See store_take_timing. */
     void (*take_timing)(struct store *st, struct store_timing *out);
+    /* Frees what the connection caches (optional).  See
+     * store_release_memory. */
+    void (*release_memory)(struct store *st);
 
     int (*change_fd)(struct store *st);
     bool (*change_drain)(struct store *st);
@@ -201,6 +204,10 @@ const char *store_last_error(const struct store *st);
 /* The timing accumulated since the previous call, which starts it afresh;
  * zeros for an engine that does not measure.  Cheap: no system call. */
 void store_take_timing(struct store *st, struct store_timing *out);
+/* Frees the memory the connection keeps for speed (SQLite's page cache),
+ * for a thread that has gone idle: the next request reads its pages again
+ * (from the OS's cache).  Does nothing for an engine without such a cache. */
+void store_release_memory(struct store *st);
 
 /* Migrations: each in its own transaction under the engine's lock, so that
  * several workers (on several hosts) starting at once apply each exactly

@@ -256,6 +256,33 @@ START_TEST(test_wal_mode)
 }
 END_TEST
 
+/* An idle thread's store gives its page cache back: SQLite's memory in
+ * use falls once pages read by a list are released. */
+START_TEST(test_release_memory_frees_the_page_cache)
+{
+    for (int i = 0; i < 200; i++) {
+        struct order o;
+        ck_assert_int_eq(create("customer-release", "[\"item-1\",\"item-2\"]", &o), STORE_OK);
+        order_free(&o);
+    }
+    struct order *items;
+    size_t n;
+    long long total;
+    bool more;
+    const struct page_query q = {.limit = 100};
+    ck_assert_int_eq(store_order_page(st, &q, &items, &n, &total, &more), STORE_OK);
+    for (size_t i = 0; i < n; i++)
+        order_free(&items[i]);
+    free(items);
+    sqlite3_int64 before = sqlite3_memory_used();
+    store_release_memory(st);
+    sqlite3_int64 after = sqlite3_memory_used();
+    ck_assert_msg(after < before, "SQLite's memory in use: %lld before, %lld after",
+                  (long long)before, (long long)after);
+    store_release_memory(NULL); /* no store: nothing to do */
+}
+END_TEST
+
 START_TEST(test_last_error_and_close_null)
 {
     ck_assert_ptr_nonnull(store_last_error(st));
@@ -1070,6 +1097,7 @@ static Suite *store_suite(void)
     tcase_add_test(m, test_migrate_twice_is_idempotent);
     tcase_add_test(m, test_wal_mode);
     tcase_add_test(m, test_last_error_and_close_null);
+    tcase_add_test(m, test_release_memory_frees_the_page_cache);
     suite_add_tcase(s, m);
 
     TCase *c = tcase_create("orders");
