@@ -22,7 +22,6 @@
  * JWT secret the master hands to its workers (common/secret.h).
  */
 #include <errno.h>
-#include <malloc.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -60,8 +59,6 @@
  * only some of them, with threads to spare for fresh connections
  * (README.md, "Performance"). */
 #define WORKER_THREADS_DEFAULT 4
-/* free() gives back the top of a heap past this many bytes (worker_main). */
-#define WORKER_TRIM_THRESHOLD (32 * 1024)
 
 static volatile sig_atomic_t worker_stop;
 
@@ -205,19 +202,15 @@ static int worker_main(const struct worker_args *wa)
 {
     if (worker_install_signals() != 0 || privileges_drop("orders-fcgi") != 0)
         return 1;
-    /* glibc keeps the free memory at the top of each heap up to
-     * M_TRIM_THRESHOLD (128 KiB) plus M_TOP_PAD (128 KiB) resident, and
-     * malloc_trim, the idle trim's call (fcgi/adapter.c), shortens only the
-     * main heap's top, not the serving threads' arenas': so each arena kept
-     * 100 to 300 KiB it did not use.  With a 32 KiB threshold and no pad,
-     * free() gives a heap's top back as soon as it passes 32 KiB.  Measured
-     * (2 workers of 4 threads, 1,000 orders, after the write load): the
-     * largest worker's heaps and arenas 1.7 MiB once idle instead of 2.0,
-     * and no difference in the worker's CPU per request (GET /orders/{id}
-     * 45 against 47 us, GET /orders?limit=20 100 against 99 us; medians of
-     * three alternated 5 s runs).  Best effort, so a refusal is not
-     * reported: without it only more memory stays resident (and under a
-     * sanitizer, whose malloc is not glibc's, mallopt refuses everything).
+    /* glibc's own heap settings are left as they are.  A 32 KiB
+     * M_TRIM_THRESHOLD with no M_TOP_PAD (free() giving a heap's top back
+     * at once, so that the serving threads' arenas, whose tops malloc_trim
+     * does not shorten, kept 0.3 MiB less) cost POST /orders 40% of its
+     * throughput (2,070 to 2,190 against 1,200 to 1,350 req/s, three
+     * alternated 5 s runs on a quiet machine, p99 66 against 124 to
+     * 146 ms): every write's allocations grew and shrank the heap, and
+     * setting either also turns off glibc's adaptive mmap threshold.  The
+     * idle trim (fcgi/adapter.c) gives back what it can.
      *
      * The arenas themselves are left as they are (one per thread that
      * allocates while another holds one).  One arena for all the threads
@@ -228,8 +221,6 @@ static int worker_main(const struct worker_args *wa)
      * 9,771 req/s and its worker CPU rose from 86 to 105 us per request:
      * the threads queue on the arena's lock for the JSON trees' many small
      * allocations. */
-    (void)mallopt(M_TRIM_THRESHOLD, WORKER_TRIM_THRESHOLD);
-    (void)mallopt(M_TOP_PAD, 0);
     /* A writer waiting for another's transaction polls the lock every 50 us
      * (adapters/store_sqlite.c); the kernel's default 50 us timer slack would double
      * each of those naps.  Best effort: without it the wait is only longer.
