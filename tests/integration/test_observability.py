@@ -20,7 +20,7 @@ import threading
 import time
 import unittest
 
-from harness import TEST_SECRET, Stack, free_port
+from harness import BUILD, TEST_SECRET, Stack, free_port
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 HEX16 = re.compile(r"^[0-9a-f]{16}$")
@@ -28,6 +28,13 @@ DECIMAL = re.compile(r"^(0|[1-9][0-9]*)$")
 
 
 # -- an OTLP/HTTP receiver ------------------------------------------------
+
+
+def worker_is_sanitized():
+    """True when orders-fcgi was built with AddressSanitizer (scripts/test's
+    build-asan/): its malloc is then the sanitizer's, not glibc's."""
+    with open(os.path.join(BUILD, "fcgi", "orders-fcgi"), "rb") as f:
+        return b"__asan_init" in f.read()
 
 class OtlpReceiver:
     """A collector on 127.0.0.1 that accepts POST /v1/traces with JSON
@@ -504,7 +511,12 @@ class Logs(unittest.TestCase):
                 self.assertEqual(line["level"], "debug", line)
                 self.assertGreater(line["requests"], 0, line)
                 self.assertGreater(line["anon_kib_before"], 0, line)
-                self.assertLessEqual(line["anon_kib_after"], line["anon_kib_before"], line)
+                # Under a sanitizer malloc is the sanitizer's, malloc_trim
+                # gives nothing back, and its quarantine may grow between
+                # the two readings (16 KiB once in an ASan run): the trim's
+                # effect is glibc's to show.
+                if not worker_is_sanitized():
+                    self.assertLessEqual(line["anon_kib_after"], line["anon_kib_before"], line)
             # No request since: a thread's idle tick (1 s) passes and no
             # other trim comes.
             time.sleep(1.5)
