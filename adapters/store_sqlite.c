@@ -841,6 +841,16 @@ static void sqlite_close(struct store *st)
     free(s);
 }
 
+/* SQLite's synchronous setting for s: FULL syncs the WAL in every COMMIT;
+ * group commit (and DB_SYNCHRONOUS=normal) runs NORMAL, which syncs it
+ * only at checkpoints. */
+static int sqlite_synchronous(const struct sqlite_store *s, sqlite3 *db)
+{
+    return sqlite3_exec(db, s->synchronous_full && !s->group_commit ? "PRAGMA synchronous=FULL"
+                                                                    : "PRAGMA synchronous=NORMAL",
+                        NULL, NULL, NULL);
+}
+
 /* Opens a connection to s->path as s says (create, synchronous) and sets it
  * up: the one path of sqlite_open and sqlite_reopen.  *db is set even on
  * failure (NULL only when out of memory); the caller closes it. */
@@ -858,10 +868,7 @@ static int sqlite_connect(struct sqlite_store *s, sqlite3 **db)
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(*db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(*db, s->synchronous_full && !s->group_commit
-                                   ? "PRAGMA synchronous=FULL"
-                                   : "PRAGMA synchronous=NORMAL",
-                          NULL, NULL, NULL);
+        rc = sqlite_synchronous(s, *db);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(*db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
     return rc;
@@ -904,7 +911,7 @@ static enum store_status sqlite_open(const struct store_options *opt, struct sto
     s->turns = sqlite_wlock_map(s->wlock_fd);
     if (s->synchronous_full && s->turns != NULL) {
         s->group_commit = true;
-        rc = sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+        rc = sqlite_synchronous(s, s->db);
         if (rc != SQLITE_OK) {
             snprintf(err, errlen, "%s: %s", opt->location, sqlite3_errmsg(s->db));
             sqlite_close(&s->base);

@@ -552,6 +552,19 @@ static void fcgi_serve_conn(struct fcgi_thread *t, int fd, bool fresh)
         fcgi_close_conn(p, fd); /* cannot happen short of a kernel out of memory */
 }
 
+/* The process's resident anonymous memory in KiB (resident minus shared
+ * pages, /proc/self/statm), or -1: for the trim's debug line only. */
+static long long fcgi_anon_kib(void)
+{
+    long long size, resident, shared;
+    FILE *f = fopen("/proc/self/statm", "re");
+    if (f == NULL)
+        return -1;
+    int n = fscanf(f, "%lld %lld %lld", &size, &resident, &shared);
+    fclose(f);
+    return n == 3 ? (resident - shared) * (sysconf(_SC_PAGESIZE) / 1024) : -1;
+}
+
 /* A worker in which no request has ended for FCGI_TRIM_IDLE_MS gives the
  * memory its requests freed back to the kernel: glibc returns only the top
  * of each heap by itself, and the pages freed below it (the last burst's
@@ -573,19 +586,6 @@ static void fcgi_serve_conn(struct fcgi_thread *t, int fd, bool fresh)
  * at most five times a second, below about 20 requests a second; a trim
  * costs a few hundred microseconds, and the pages it gave back are faulted
  * in again by the next request. */
-/* The process's resident anonymous memory in KiB (resident minus shared
- * pages, /proc/self/statm), or -1: for the trim's debug line only. */
-static long long fcgi_anon_kib(void)
-{
-    long long size, resident, shared;
-    FILE *f = fopen("/proc/self/statm", "re");
-    if (f == NULL)
-        return -1;
-    int n = fscanf(f, "%lld %lld %lld", &size, &resident, &shared);
-    fclose(f);
-    return n == 3 ? (resident - shared) * (sysconf(_SC_PAGESIZE) / 1024) : -1;
-}
-
 static void fcgi_idle_trim(struct fcgi_thread *t, unsigned long served_before)
 {
     struct fcgi_pool *p = t->pool;
