@@ -332,6 +332,20 @@ class Stack:
         except FileNotFoundError:
             return []
 
+    def pool_socket_connections(self, state):
+        """Server-side sockets of the pool's unix socket in /proc/net/unix:
+        state "02" (connecting) are connections waiting in the listen queue,
+        "03" (connected) those a worker accepted."""
+        path = os.path.join(self.runtime, "orders.sock")
+        n = 0
+        with open("/proc/net/unix") as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 8 and parts[7] == path and parts[5] == state:
+                    n += 1
+        return n
+
     def wait_for(self, predicate, timeout=10, interval=0.05, what="condition"):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

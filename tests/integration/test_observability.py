@@ -674,21 +674,6 @@ class Metrics(unittest.TestCase):
             self.assertEqual(s.request("GET", "/status").status, 200)
 
 
-def pool_socket_connections(stack, state):
-    """Server-side sockets of the pool's unix socket in /proc/net/unix:
-    state "02" (connecting) are connections waiting in the listen queue,
-    "03" (connected) those a worker accepted."""
-    path = os.path.join(stack.runtime, "orders.sock")
-    n = 0
-    with open("/proc/net/unix") as f:
-        next(f)
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 8 and parts[7] == path and parts[5] == state:
-                n += 1
-    return n
-
-
 class Background:
     """One request in a thread; .result once it is done."""
 
@@ -764,12 +749,12 @@ class PoolStatus(unittest.TestCase):
                 # Each request is queued before the next is sent, so the
                 # queue holds them in this order.
                 status = Background(lambda: s.request("GET", "/status?full", timeout=30))
-                s.wait_for(lambda: pool_socket_connections(s, "02") == 1, timeout=10,
+                s.wait_for(lambda: s.pool_socket_connections("02") == 1, timeout=10,
                            what="GET /status in the listen queue")
                 health = []
                 for n in range(2, 5):
                     health.append(Background(lambda: s.request("GET", "/healthz", timeout=30)))
-                    s.wait_for(lambda: pool_socket_connections(s, "02") == n, timeout=10,
+                    s.wait_for(lambda: s.pool_socket_connections("02") == n, timeout=10,
                                what="%d connections in the listen queue" % n)
                 os.kill(stopped, signal.SIGCONT)
                 stopped = None
