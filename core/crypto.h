@@ -84,8 +84,8 @@ bool crypto_b64url_decode(const char *in, size_t len, unsigned char *out,
  * could be an encoding (not 4k+1; 0 is allowed). */
 bool crypto_b64url_valid(const char *in, size_t len);
 
-/* len bytes from libcrypto's DRBG (RAND_bytes), which reseeds itself after
- * a fork.  Returns 0, or -1 when no randomness is available. */
+/* len bytes from the kernel's generator (getrandom), fresh in a forked
+ * child too.  Returns 0, or -1 when no randomness is available. */
 int crypto_random(void *buf, size_t len);
 
 /* Zeroes memory in a way the compiler cannot drop (OPENSSL_cleanse). */

@@ -65,13 +65,14 @@ bool trace_parse_traceparent(const char *h, struct trace_context *out)
 }
 
 /*
- * Ids come from libcrypto's DRBG (RAND_bytes through crypto_random), drawn
- * TRACE_POOL bytes at a time.  Trace and span ids only need to be unique
- * and not guessable by chance (they travel in traceparent headers and
- * logs), but every request needs two, and in OpenSSL 3.0 one RAND_bytes
- * call costs about 2 us whatever its size (a lookup and a lock), so one
- * call per id was measured at 4.6 us per request; a refill of the pool
- * serves about 170 requests.  Bytes handed out are wiped from the pool.  A
+ * Ids come from the kernel's generator (crypto_random), drawn TRACE_POOL
+ * bytes at a time.  Trace and span ids only need to be unique and not
+ * guessable by chance (they travel in traceparent headers and logs), but
+ * every request needs two, and a draw has a fixed cost (OpenSSL 3.0's
+ * RAND_bytes, used before, about 2 us: one call per id was measured at
+ * 4.6 us per request); a refill of the pool serves about 170 requests and
+ * costs about 7 us (getrandom, 4 KiB; RAND_bytes took 2.4 us), 0.04 us a
+ * request.  Bytes handed out are wiped from the pool.  A
  * forked child drops the pool it inherited (pthread_atfork), so that two
  * processes never hand out the same ids.
  */
