@@ -357,12 +357,14 @@ static void watchdog_end(int thread)
  * The listening socket is one-shot too, so one thread accepts at a time
  * and a worker accepts only as fast as its threads come free; several
  * workers share the socket, and the losers of a race get EAGAIN.  A thread
- * that accepted leaves the listening socket disarmed until the new
- * connection's first request has been taken by a thread: re-armed at once,
- * the socket could hand the same thread (epoll finds the listening socket
- * ready before nginx has written on the new connection) a second
- * connection, and a third, which then wait behind whatever request that
- * thread serves next, however long, while other workers sit idle.
+ * that accepted serves the new connection's first request itself when it
+ * is already there (fcgi_accept_one); when it is not, it leaves the
+ * listening socket disarmed until that request has been taken by a
+ * thread: re-armed at once, the socket could hand the same thread (epoll
+ * finds the listening socket ready before nginx has written on the new
+ * connection) a second connection, and a third, which then wait behind
+ * whatever request that thread serves next, however long, while other
+ * workers sit idle.
  */
 #define FCGI_IDLE_TICK_MS 1000   /* a sleeping thread looks at the stop flag */
 #define FCGI_TRIM_IDLE_MS 200    /* ... and, requests served since the last
