@@ -65,8 +65,12 @@ the outbox after it, from /proc/PID/stat, divided by the requests; on
 PostgreSQL, the server's own (the postmaster and its children) apart.  Peak
 RSS is VmHWM from /proc/PID/status: the largest worker's, and the
 publisher's; Pss (/proc/PID/smaps_rollup) of every worker, the largest and
-the mean.
+the mean, and (as root) the largest counted among the stack's own processes
+(stack_pss: what a server running only the stack shows, whatever else runs
+on the benchmark machine), read at rest 1.5 s after the last request.
 """
+import array
+import collections
 import http.client
 import json
 import os
@@ -448,24 +452,84 @@ def pss_kib(pid):
     return proc_kib(pid, "smaps_rollup", "Pss:")
 
 
+def private_kib(pid):
+    """Uss: the pages no other process maps (smaps_rollup), or None."""
+    a, b = proc_kib(pid, "smaps_rollup", "Private_Clean:"), proc_kib(pid, "smaps_rollup",
+                                                                       "Private_Dirty:")
+    return None if a is None or b is None else a + b
+
+
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def page_frames(pid):
+    """The page frames of pid's resident pages, one entry per mapping of a
+    frame (from /proc/PID/pagemap), or None when they cannot be read (the
+    frame numbers need CAP_SYS_ADMIN: root) or the process is gone."""
+    frames = []
+    try:
+        with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/pagemap" % pid, "rb") as pm:
+            for line in maps:
+                lo, hi = (int(x, 16) for x in line.split(None, 1)[0].split("-"))
+                if line.rstrip().endswith("[vsyscall]"):
+                    continue
+                pm.seek(lo // 4096 * 8)
+                entries = array.array("Q")
+                entries.frombytes(pm.read((hi - lo) // 4096 * 8))
+                frames.extend(e & ((1 << 55) - 1) for e in entries if e >> 63)
+    except (OSError, ValueError):
+        return None
+    if frames and not any(frames):
+        return None
+    return frames
+
+
+def stack_pss(workers, procs):
+    """{worker pid: KiB}: each worker's Pss as a machine that runs nothing
+    but this stack would show it, a page shared with other processes of the
+    stack (the other workers, the master, the publisher, nginx) divided by
+    how many of them map it.  The kernel's Pss divides by every process on
+    the machine, so it falls when other programs that map the same
+    libraries run beside the benchmark (0.7 MiB less per worker measured
+    beside other service stacks), and that is not what an operator's server
+    shows.  None without root."""
+    maps = {}
+    for p in procs:
+        f = page_frames(p["pid"])
+        if f is None and p["pid"] in workers:
+            return None
+        maps[p["pid"]] = f or []
+    count = collections.Counter()
+    for f in maps.values():
+        count.update(f)
+    return {w: sum(PAGE_KIB / count[x] for x in maps[w]) for w in workers}
+
+
 def rss_breakdown(procs):
     """The pool's workers' memory, in KiB: of the largest worker by peak RSS
     (VmHWM), its resident anonymous and file-backed (shared libraries)
-    memory; over every worker, the largest and the mean Pss; and the
-    publisher's peak RSS."""
+    memory; over every worker, the largest and the mean Pss, the largest
+    Pss counted among the stack's processes (stack_pss, as root) and the
+    largest private memory (Uss); and the publisher's peak RSS."""
     by_pid = {p["pid"]: p for p in procs}
     best = None
     pss = []
+    uss = []
+    workers = []
     publisher = None
     for p in procs:
         parent = by_pid.get(p["ppid"])
         if p["comm"] == "orders-fcgi" and parent is not None and parent["comm"] == "orders-fcgi":
+            workers.append(p["pid"])
             v = vm_hwm_kib(p["pid"]) or 0
             if best is None or v > best[0]:
                 best = (v, p["pid"])
             x = pss_kib(p["pid"])
             if x is not None:
                 pss.append(x)
+            x = private_kib(p["pid"])
+            if x is not None:
+                uss.append(x)
         elif p["comm"].startswith("orders-publish"):
             publisher = vm_hwm_kib(p["pid"])
     if best is None:
@@ -474,6 +538,11 @@ def rss_breakdown(procs):
     if pss:
         out["pss_max"] = max(pss)
         out["pss_mean"] = sum(pss) / len(pss)
+    if uss:
+        out["uss_max"] = max(uss)
+    own = stack_pss(workers, procs)
+    if own:
+        out["stack_pss_max"] = max(own.values())
     try:
         with open("/proc/%d/status" % best[1]) as f:
             for line in f:
@@ -1039,6 +1108,15 @@ def scale_phase(scale, first, token, results, notes):
                         runner=lambda secs, tag: run_wrk_jobs(jobs, secs, tag))
             r["scale"] = scale
             rows.append(r)
+        # Read at rest: every serving thread has been quiet past the idle
+        # trim (200 ms after its own last event, fcgi/adapter.c) and nginx
+        # has closed the connections it kept (keepalive_timeout 1 s), whose
+        # closes wake the threads too.  measure() slept 0.5 s after the
+        # drain; at 0.5 s the trim had been seen as late as 0.45 s after a
+        # load on a busy machine, so a reading then could fall on either
+        # side of it.  What the target is about is a worker's memory at
+        # rest, not the last burst's working set.
+        time.sleep(1.0)
         results.setdefault("memory", []).append((scale, "SQLite", rss_breakdown(st.procs())))
     finally:
         st.stop()
@@ -1335,18 +1413,26 @@ def memory_table(results, w):
     w("### Worker memory")
     w("")
     w("| orders | stack | workers | worker peak RSS MiB (largest) | anonymous / file-backed MiB"
-      " (largest) | worker Pss MiB (largest) | worker Pss MiB (mean) | publisher peak RSS MiB |")
-    w("|---:|---|---:|---:|---:|---:|---:|---:|")
+      " (largest) | worker Pss MiB (largest) | worker Pss MiB (mean) | worker Pss MiB among the"
+      " stack's processes (largest) | worker private MiB (largest) | publisher peak RSS MiB |")
+    w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for scale, stack, m in mem:
-        w("| %s | %s | %d | %s | %s / %s | %s | %s | %s |"
+        w("| %s | %s | %d | %s | %s / %s | %s | %s | %s | %s | %s |"
           % ("{:,}".format(scale), stack, m.get("workers", 0), fmt_mib(m["hwm"]),
              fmt_mib(m.get("RssAnon")), fmt_mib(m.get("RssFile")), fmt_mib(m.get("pss_max")),
-             fmt_mib(m.get("pss_mean")), fmt_mib(m.get("publisher_hwm"))))
+             fmt_mib(m.get("pss_mean")), fmt_mib(m.get("stack_pss_max")),
+             fmt_mib(m.get("uss_max")), fmt_mib(m.get("publisher_hwm"))))
     w("")
-    w("Taken at the end of each scale's scenarios.  Peak RSS is VmHWM; Pss (smaps_rollup) counts"
+    w("Taken at the end of each scale's scenarios, 1.5 s after the last request (at rest: past"
+      " the workers' idle trim).  Peak RSS is VmHWM; Pss (smaps_rollup) counts"
       " each page shared with other processes (the shared libraries, what the master wrote"
       " before the fork) divided by how many map it, so the Pss of all workers adds up to what"
-      " the pool really occupies; RSS counts every shared page in full in every worker.")
+      " the pool really occupies; RSS counts every shared page in full in every worker."
+      "  The kernel divides by every process on the machine, so other programs mapping the"
+      " same libraries lower it; \"among the stack's processes\" divides by the stack's own"
+      " only, as a server running nothing else shows it (root only: page frames), and is the"
+      " figure the target is judged on when present.  Private is the pages no other process"
+      " maps (Uss).")
     w("")
 
 
@@ -1581,10 +1667,15 @@ def report(results, m, token_how, started, notes):
                  "met" if ok else "missed"))
     for scale, stack, mem in results.get("memory", []):
         if mem and "pss_max" in mem and stack == "SQLite":
-            w("- worker Pss at %s orders: largest %.1f MiB, mean %.1f MiB over %d workers"
-              " (target < 3 MiB, judged on the largest): **%s**"
+            judged = mem.get("stack_pss_max", mem["pss_max"])
+            w("- worker Pss at %s orders: largest %.1f MiB, mean %.1f MiB over %d workers%s"
+              " (target < 3 MiB, judged on the largest%s): **%s**"
               % ("{:,}".format(scale), mem["pss_max"] / 1024, mem["pss_mean"] / 1024,
-                 mem["workers"], "met" if mem["pss_max"] < 3 * 1024 else "missed"))
+                 mem["workers"],
+                 "; largest among the stack's processes %.1f MiB" % (judged / 1024)
+                 if "stack_pss_max" in mem else "",
+                 " among the stack's processes" if "stack_pss_max" in mem else "",
+                 "met" if judged < 3 * 1024 else "missed"))
     for cls, part, same, full in mix_classes(results):
         ratio = part["p99_us"] / same["p99_us"] if same["p99_us"] else 0.0
         w("- mix 90/10 by connections, %s: p99 %.2f ms, %.1fx its p99 alone at the same %d"
