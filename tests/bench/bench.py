@@ -557,6 +557,19 @@ def rss_breakdown(procs):
     return out
 
 
+def memory_at_rest(target):
+    """rss_breakdown of target's (a Stack's) processes at rest, 1.5 s after
+    its last request (measure() slept 0.5 s of it): every serving thread
+    has been quiet past the idle trim (200 ms after its own last event,
+    fcgi/adapter.c) and nginx has closed the connections it kept
+    (keepalive_timeout 1 s), whose closes wake the threads too.  At 0.5 s
+    the trim had been seen as late as 0.4 s after a load, so a reading
+    then could fall on either side of it.  The target is about a worker's
+    memory at rest, not the last burst's working set."""
+    time.sleep(1.0)
+    return rss_breakdown(target.procs())
+
+
 def outbox_pending(db):
     """Undelivered events: db is a SQLite file, or a PgDatabase."""
     if not isinstance(db, str):
@@ -1108,16 +1121,7 @@ def scale_phase(scale, first, token, results, notes):
                         runner=lambda secs, tag: run_wrk_jobs(jobs, secs, tag))
             r["scale"] = scale
             rows.append(r)
-        # Read at rest: every serving thread has been quiet past the idle
-        # trim (200 ms after its own last event, fcgi/adapter.c) and nginx
-        # has closed the connections it kept (keepalive_timeout 1 s), whose
-        # closes wake the threads too.  measure() slept 0.5 s after the
-        # drain; at 0.5 s the trim had been seen as late as 0.45 s after a
-        # load on a busy machine, so a reading then could fall on either
-        # side of it.  What the target is about is a worker's memory at
-        # rest, not the last burst's working set.
-        time.sleep(1.0)
-        results.setdefault("memory", []).append((scale, "SQLite", rss_breakdown(st.procs())))
+        results.setdefault("memory", []).append((scale, "SQLite", memory_at_rest(st)))
     finally:
         st.stop()
         if st.leftovers:
@@ -1327,7 +1331,7 @@ def pg_phase(scale, server, token, results):
         run("GET /orders/{id}", hosts[:1], "get_by_id.lua", get_env)
         run("POST /orders", hosts[:1], "static.lua", post_env, writes=True)
         results.setdefault("memory", []).append(
-            (scale, "PostgreSQL, one stack", rss_breakdown(hosts[0].procs())))
+            (scale, "PostgreSQL, one stack", memory_at_rest(hosts[0])))
         say("PostgreSQL, two stacks on the one database")
         hosts[1].start()
         run("GET /orders/{id}", hosts, "get_by_id.lua", get_env)
