@@ -490,9 +490,10 @@ class Logs(unittest.TestCase):
 
     def test_a_quiet_worker_gives_freed_memory_back_once(self):
         """A worker in which no request ended for a moment trims its heap
-        (fcgi/adapter.c) once, and says so at debug level with the
-        requests since its last trim: every request is counted in exactly
-        one such line, and a worker that stays quiet trims no more."""
+        and its threads' arenas (fcgi/adapter.c) once, and says so at debug
+        level with the requests since its last trim: every request is
+        counted in exactly one such line, and a worker that stays quiet
+        trims no more."""
         trim = "idle worker gave freed memory back"
         with Stack(workers=1, env={"LOG_LEVEL": "debug"}) as s:
             tok = s.token()
@@ -517,6 +518,12 @@ class Logs(unittest.TestCase):
                 # effect is glibc's to show.
                 if not worker_is_sanitized():
                     self.assertLessEqual(line["anon_kib_after"], line["anon_kib_before"], line)
+                    # Requests were served since the last trim, so some
+                    # thread took a block from its arena, and the trim
+                    # freed it to shorten that arena (fcgi_trim_arenas).
+                    self.assertGreaterEqual(line["arenas_trimmed"], 1, line)
+                else:
+                    self.assertEqual(line["arenas_trimmed"], 0, line)
             # No request since: a thread's idle tick (1 s) passes and no
             # other trim comes.
             time.sleep(1.5)
