@@ -203,7 +203,9 @@ static int worker_main(const struct worker_args *wa)
 {
     if (worker_install_signals() != 0 || privileges_drop("orders-fcgi") != 0)
         return 1;
-    /* glibc's own heap settings are left as they are.  A 32 KiB
+    /* glibc's own heap settings are left as they are here (the idle trim
+     * changes them for a moment, and then keeps the trim threshold at
+     * 1 MiB: fcgi/adapter.c, fcgi_trim_arenas).  A 32 KiB
      * M_TRIM_THRESHOLD with no M_TOP_PAD (free() giving a heap's top back
      * at once, so that the serving threads' arenas, whose tops malloc_trim
      * does not shorten, kept 0.3 MiB less) cost POST /orders 40% of its
