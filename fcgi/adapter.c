@@ -344,11 +344,12 @@ static void watchdog_end(int thread)
 /*
  * The serving threads.  One epoll set per worker holds the listening
  * socket and every connection the worker has accepted, each registered
- * one-shot: a thread takes the next ready one, serves it (one request, or
- * one accept), and re-arms it.  So a connection that nginx keeps alive
- * between requests costs a worker nothing while idle, no thread is parked
- * on it, and requests are served in the order they became ready, whether
- * they came on a kept connection or a fresh one: with a thread blocked on
+ * one-shot: a thread takes the next ready one, serves it (one request; or
+ * one accept, and that connection's first request), and re-arms it.  So a
+ * connection that nginx keeps alive between requests costs a worker
+ * nothing while idle, no thread is parked on it, and requests are served
+ * in the order they became ready, whether they came on a kept connection
+ * or a fresh one: with a thread blocked on
  * each kept connection instead (libfcgi's own threaded model), nginx,
  * which reuses its most recently freed connection first, kept a few
  * threads busy in a loop on its kept connections while the connections it
@@ -379,6 +380,9 @@ struct fcgi_pool {
     atomic_ulong trimmed_at;       /* served when memory was last given back */
     atomic_int caching_threads;    /* threads whose store has cached since
                                     * they were last idle */
+    atomic_bool trim_arenas;       /* fcgi_trim_arenas may set glibc's trim
+                                    * settings; cleared for good when glibc
+                                    * refuses one */
     atomic_bool retiring;          /* no more accepts */
     atomic_int open_conns;         /* accepted and not yet closed */
     int epoll_fd;
@@ -399,8 +403,9 @@ struct fcgi_thread {
     FCGX_Request fr;
     struct fcgi_exchange *x;
     bool caching; /* served since it last released its store's cache */
-    _Atomic(void *) arena_probe; /* FCGI_ARENA_PROBE bytes from its own arena,
-                                  * freed by the idle trim (fcgi_trim_arenas) */
+    _Atomic(void *) arena_probe; /* FCGI_ARENA_PROBE bytes from its own arena
+                                  * or NULL, freed by the idle trim
+                                  * (fcgi_trim_arenas) */
     pthread_t tid;
     bool started; /* tid is set (thread 0: the worker's own); threads_lock */
     bool exited;  /* out of its loop, about to be joined; threads_lock */
@@ -561,8 +566,6 @@ static void fcgi_serve_conn(struct fcgi_thread *t, int fd, bool fresh, bool regi
     if (!t->caching) {
         t->caching = true;
         atomic_fetch_add(&p->caching_threads, 1);
-        if (atomic_load(&t->arena_probe) == NULL)
-            atomic_store(&t->arena_probe, malloc(FCGI_ARENA_PROBE));
     }
     FCGX_Request *fr = &t->fr;
     fr->ipcFd = fd;
@@ -600,6 +603,84 @@ static long long fcgi_anon_kib(void)
     return n == 3 ? (resident - shared) * (sysconf(_SC_PAGESIZE) / 1024) : -1;
 }
 
+/* The serving threads' heaps.  glibc gives each thread an arena of its own
+ * at its first malloc (up to 8 per CPU), and what a thread's arena grew to
+ * under load stays at its top: malloc_trim gives back the free pages inside
+ * every arena but shortens only the main heap, and free() shortens a
+ * thread's arena only when a free of 64 KiB or more leaves its top above
+ * M_TRIM_THRESHOLD (twice the largest block glibc has mapped and unmapped
+ * so far: 534 KiB in a worker, after the configuration check's 267 KiB),
+ * and then keeps M_TOP_PAD (128 KiB) of it.  So each thread that served
+ * takes a block of FCGI_ARENA_PROBE bytes from its own arena when it goes
+ * idle (never touched: one page resident), and the idle trim frees them all
+ * with both settings at 0: each free shortens that block's arena to what
+ * is in use.  200 KiB less anonymous memory per worker after a load (1,790
+ * against 1,580 KiB, Pss 3.12 against 2.90 MiB, three alternated runs, 2
+ * workers of 4 threads).
+ *
+ * A thread takes its block before it counts itself idle (caching_threads),
+ * and the trim runs only once every thread is idle, so a trim after
+ * requests always finds a block to free.  The settings are glibc's
+ * globals, so a thread that starts serving meanwhile frees with them too
+ * (trims a little more, for that moment).  Afterwards M_TOP_PAD is glibc's
+ * default again and M_TRIM_THRESHOLD 1 MiB, above what glibc had set by
+ * itself: under load a heap's top is kept (giving it back on every write's
+ * free cost POST 40% when tried at 32 KiB), and the idle trim gives it
+ * back.  Setting either also fixes glibc's mmap threshold where it stands
+ * (by then raised past the configuration check's block).  An operator who
+ * tuned glibc's heap (MALLOC_TOP_PAD_, MALLOC_TRIM_THRESHOLD_ or
+ * glibc.malloc tunables in GLIBC_TUNABLES) keeps those settings: the
+ * threads' arenas are then not trimmed.  Under ASan mallopt refuses and
+ * nothing is freed; under valgrind the blocks go back to valgrind's own
+ * allocator. */
+#define FCGI_GLIBC_TOP_PAD (128 * 1024)
+#define FCGI_TRIM_THRESHOLD (1024 * 1024)
+
+/* True unless the environment tunes glibc's heap trimming itself. */
+static bool fcgi_may_set_malloc(void)
+{
+    const char *tunables = getenv("GLIBC_TUNABLES");
+    return getenv("MALLOC_TOP_PAD_") == NULL && getenv("MALLOC_TRIM_THRESHOLD_") == NULL &&
+           (tunables == NULL || (strstr(tunables, "glibc.malloc.top_pad") == NULL &&
+                                 strstr(tunables, "glibc.malloc.trim_threshold") == NULL));
+}
+
+/* A thread going idle after serving: its block, unless it has one (NULL
+ * when malloc failed: that arena is then not trimmed). */
+static void fcgi_take_arena_block(struct fcgi_thread *t)
+{
+    if (atomic_load(&t->pool->trim_arenas) && atomic_load(&t->arena_probe) == NULL)
+        atomic_store(&t->arena_probe, malloc(FCGI_ARENA_PROBE));
+}
+
+/* Frees every thread's block with glibc's trim settings at 0.  Returns how
+ * many were freed.  A setting refused (only a malloc that is not glibc's
+ * refuses these) ends the arena trims for the worker's life. */
+static int fcgi_trim_arenas(struct fcgi_pool *p)
+{
+    if (!atomic_load(&p->trim_arenas))
+        return 0;
+    if (mallopt(M_TOP_PAD, 0) != 1) {
+        atomic_store(&p->trim_arenas, false); /* not glibc's malloc: ASan's */
+        return 0;
+    }
+    if (mallopt(M_TRIM_THRESHOLD, 0) != 1) {
+        atomic_store(&p->trim_arenas, false);
+        mallopt(M_TOP_PAD, FCGI_GLIBC_TOP_PAD);
+        return 0;
+    }
+    int freed = 0;
+    for (int i = 0; i < p->thread_count; i++) {
+        void *block = atomic_exchange(&p->threads[i].arena_probe, NULL);
+        freed += block != NULL;
+        free(block);
+    }
+    if (mallopt(M_TRIM_THRESHOLD, FCGI_TRIM_THRESHOLD) != 1 ||
+        mallopt(M_TOP_PAD, FCGI_GLIBC_TOP_PAD) != 1)
+        atomic_store(&p->trim_arenas, false);
+    return freed;
+}
+
 /* A worker in which no request has ended for FCGI_TRIM_IDLE_MS gives the
  * memory its requests freed back to the kernel: glibc returns only the top
  * of each heap by itself, and the pages freed below it (the last burst's
@@ -610,64 +691,17 @@ static long long fcgi_anon_kib(void)
  * freed its store's page cache: 0.3 MiB of an idle worker's memory at
  * 1,000 orders), never on a request's path; the next burst faults the
  * pages back in (SQLite reads them again from the OS's cache).
- * malloc_trim trims every arena.
+ * malloc_trim gives back the free pages inside every arena; the serving
+ * threads' arenas' tops are fcgi_trim_arenas's.
  *
  * Quiet for 200 ms rather than a thread's 1 s tick: until the trim, the
  * pages freed but kept were 0.4 MiB of a worker's Pss after the write load
  * at 1,000 orders and 7.7 MiB after reads at 1,000,000 orders (most of it
  * in the serving threads' arenas), and anyone who reads the worker's
- * memory within a second of its last request (the benchmark reads it
- * 0.5 s after its last scenario, a monitoring scrape) counted them.  A spell of 200 ms comes
- * at most five times a second, below about 20 requests a second; a trim
+ * memory within a second of its last request (a monitoring scrape)
+ * counted them.  A spell of 200 ms comes at most five times a second, below about 20 requests a second; a trim
  * costs a few hundred microseconds, and the pages it gave back are faulted
  * in again by the next request. */
-/* The serving threads' heaps.  glibc gives each thread that allocates
- * while another holds the main heap an arena of its own, and what such an
- * arena grew to under load stays at its top: malloc_trim gives back the
- * free pages inside every arena but shortens only the main heap, and free()
- * shortens a thread's arena only when a free of 64 KiB or more leaves its
- * top above M_TRIM_THRESHOLD (twice the largest block glibc has mapped and
- * unmapped so far: 534 KiB in a worker, after the configuration check's
- * 267 KiB) and then keeps M_TOP_PAD (128 KiB) of it.  So each thread keeps
- * a block of FCGI_ARENA_PROBE bytes from its own arena (taken when it
- * starts serving after a quiet spell, never touched: one page resident),
- * and the idle trim frees them all with both settings at 0: each free
- * shortens that block's arena to what is in use.  200 KiB less anonymous
- * memory per worker after a load (1,790 against 1,580 KiB, Pss 3.12
- * against 2.90 MiB, three alternated runs, 2 workers of 4 threads).
- *
- * The settings are glibc's globals, so a thread serving meanwhile frees
- * with them too (trims a little more, for that moment).  Afterwards
- * M_TOP_PAD is glibc's default again and M_TRIM_THRESHOLD 1 MiB, above
- * what glibc had set by itself: under load a heap's top is kept (giving it
- * back on every write's free cost POST 40% when tried at 32 KiB), and the
- * idle trim gives it back.  Setting either also fixes glibc's mmap
- * threshold where it stands (by then raised past the configuration
- * check's block).  Under a sanitizer mallopt refuses, and nothing is
- * freed. */
-#define FCGI_GLIBC_TOP_PAD (128 * 1024)
-#define FCGI_TRIM_THRESHOLD (1024 * 1024)
-
-/* Returns the number of arenas whose block was freed. */
-static int fcgi_trim_arenas(struct fcgi_pool *p)
-{
-    if (mallopt(M_TOP_PAD, 0) != 1)
-        return 0;
-    if (mallopt(M_TRIM_THRESHOLD, 0) != 1) {
-        mallopt(M_TOP_PAD, FCGI_GLIBC_TOP_PAD);
-        return 0;
-    }
-    int freed = 0;
-    for (int i = 0; i < p->thread_count; i++) {
-        void *probe = atomic_exchange(&p->threads[i].arena_probe, NULL);
-        freed += probe != NULL;
-        free(probe);
-    }
-    mallopt(M_TRIM_THRESHOLD, FCGI_TRIM_THRESHOLD);
-    mallopt(M_TOP_PAD, FCGI_GLIBC_TOP_PAD);
-    return freed;
-}
-
 static void fcgi_idle_trim(struct fcgi_thread *t, unsigned long served_before)
 {
     struct fcgi_pool *p = t->pool;
@@ -684,7 +718,7 @@ static void fcgi_idle_trim(struct fcgi_thread *t, unsigned long served_before)
     int arenas = fcgi_trim_arenas(p);
     malloc_trim(0);
     struct log_field f[] = {LOG_INT("requests", (long long)(served_before - last)),
-                            LOG_INT("arenas_trimmed", arenas),
+                            LOG_INT("arena_blocks_freed", arenas),
                             LOG_INT("anon_kib_before", before),
                             LOG_INT("anon_kib_after", fcgi_anon_kib())};
     log_emit(&t->app->log, LOG_DEBUG, NULL, "idle worker gave freed memory back", f,
@@ -718,6 +752,7 @@ static void fcgi_thread_serve(struct fcgi_thread *t)
              * the caches' pages too. */
             if (t->caching) {
                 store_release_memory(t->app->store);
+                fcgi_take_arena_block(t);
                 t->caching = false;
                 atomic_fetch_sub(&p->caching_threads, 1);
             }
@@ -754,6 +789,7 @@ unsigned long fcgi_serve(struct app *const *apps, int threads,
     atomic_init(&pool.served, 0);
     atomic_init(&pool.trimmed_at, 0);
     atomic_init(&pool.caching_threads, 0);
+    atomic_init(&pool.trim_arenas, fcgi_may_set_malloc());
     atomic_init(&pool.retiring, false);
     atomic_init(&pool.open_conns, 0);
     struct fcgi_thread *t = calloc((size_t)threads, sizeof *t);

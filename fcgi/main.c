@@ -215,8 +215,8 @@ static int worker_main(const struct worker_args *wa)
      * setting either also turns off glibc's adaptive mmap threshold.  The
      * idle trim (fcgi/adapter.c) gives back what it can.
      *
-     * The arenas themselves are left as they are (one per thread that
-     * allocates while another holds one).  One arena for all the threads
+     * The arenas themselves are left as they are (glibc gives each thread
+     * one of its own, up to 8 per CPU).  One arena for all the threads
      * (mallopt M_ARENA_MAX 1) cut a worker's Pss by about 0.4 MiB (threads
      * 1-3 each kept an arena of 320 to 480 KiB resident), but measured on a
      * quiet machine (2 workers of 4 threads, wrk -t2 -c32, 1,000 orders,

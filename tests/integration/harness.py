@@ -337,6 +337,9 @@ class Stack:
         state "02" (connecting) are connections waiting in the listen queue,
         "03" (connected) those a worker accepted."""
         path = os.path.join(self.runtime, "orders.sock")
+        # run-stack puts it elsewhere when WORKER_USER cannot reach
+        # RUNTIME_DIR (private_dir): then every count would read 0
+        assert os.path.exists(path), "no pool socket at %s" % path
         n = 0
         with open("/proc/net/unix") as f:
             next(f)

@@ -13,6 +13,7 @@ accepting would leave nginx's requests unanswered."""
 import os
 import socket
 import struct
+import time
 import unittest
 
 from harness import Stack
@@ -91,6 +92,11 @@ class Connections(unittest.TestCase):
         sock = self.connect()
         self.stack.wait_for(lambda: self.stack.pool_socket_connections("02") == 0,
                             timeout=10, what="the silent connection accepted")
+        # The accepting thread looks for a request right after accept4: a
+        # moment's wait so that it has looked before anything is sent (had
+        # it not, it serves the request at once, and the test still passes,
+        # only through the other path).
+        time.sleep(0.2)
         return sock
 
     def served_on_a_new_connection(self):

@@ -518,16 +518,35 @@ class Logs(unittest.TestCase):
                 # effect is glibc's to show.
                 if not worker_is_sanitized():
                     self.assertLessEqual(line["anon_kib_after"], line["anon_kib_before"], line)
-                    # Requests were served since the last trim, so some
-                    # thread took a block from its arena, and the trim
-                    # freed it to shorten that arena (fcgi_trim_arenas).
-                    self.assertGreaterEqual(line["arenas_trimmed"], 1, line)
+                    # Requests were served since the last trim, so a
+                    # thread took a block from its arena when it went idle,
+                    # and the trim freed it to shorten that arena
+                    # (fcgi_trim_arenas).
+                    self.assertGreaterEqual(line["arena_blocks_freed"], 1, line)
                 else:
-                    self.assertEqual(line["arenas_trimmed"], 0, line)
+                    self.assertEqual(line["arena_blocks_freed"], 0, line)
             # No request since: a thread's idle tick (1 s) passes and no
             # other trim comes.
             time.sleep(1.5)
             self.assertEqual(trims(), lines)
+
+
+    def test_an_operators_malloc_settings_are_kept(self):
+        """glibc's trim settings set by the operator (here
+        MALLOC_TRIM_THRESHOLD_) are not overridden by the idle trim: the
+        threads' arenas are then left to glibc (no block is freed)."""
+        trim = "idle worker gave freed memory back"
+        with Stack(workers=1, env={"LOG_LEVEL": "debug",
+                                   "MALLOC_TRIM_THRESHOLD_": "262144"}) as s:
+            tok = s.token()
+            for _ in range(5):
+                self.assertEqual(s.request("GET", "/orders?limit=100", token=tok).status, 200)
+
+            def trims():
+                return [l for l in s.worker_log_lines() if l.get("message") == trim]
+            s.wait_for(lambda: sum(l["requests"] for l in trims()) >= 5, timeout=10,
+                       what="trim lines counting the requests")
+            self.assertEqual([l["arena_blocks_freed"] for l in trims()], [0] * len(trims()))
 
 
 class Metrics(unittest.TestCase):
