@@ -166,12 +166,16 @@ int main(int argc, char **argv)
     double elapsed = t - start;
     printf("transactions: %lld\nseconds: %.3f\ntransactions/s: %.1f\n", n, elapsed,
            elapsed > 0 ? (double)n / elapsed : 0.0);
+    /* nearest rank; all 0 when nothing committed (the rate says so too) */
     size_t timed = n < LAT_CAP ? (size_t)n : LAT_CAP;
+    double p50 = 0, p99 = 0, max = 0;
     if (timed > 0) {
         qsort(lat_us, timed, sizeof lat_us[0], by_value);
-        printf("p50_us: %.0f\np99_us: %.0f\nmax_us: %.0f\n", lat_us[timed / 2],
-               lat_us[timed * 99 / 100], lat_us[timed - 1]);
+        p50 = lat_us[(timed - 1) / 2];
+        p99 = lat_us[(timed * 99 + 99) / 100 - 1];
+        max = lat_us[timed - 1];
     }
+    printf("p50_us: %.0f\np99_us: %.0f\nmax_us: %.0f\n", p50, p99, max);
     for (int i = 0; i < 4; i++)
         sqlite3_finalize(st[i]);
     sqlite3_close(db);
