@@ -494,20 +494,12 @@ class Logs(unittest.TestCase):
         level with the requests since its last trim: every request is
         counted in exactly one such line, and a worker that stays quiet
         trims no more."""
-        trim = "idle worker gave freed memory back"
         with Stack(workers=1, env={"LOG_LEVEL": "debug"}) as s:
             tok = s.token()
             for _ in range(10):
                 self.assertEqual(s.request("POST", "/orders", body=ORDER, token=tok).status, 201)
-            for _ in range(10):
-                self.assertEqual(s.request("GET", "/orders?limit=100", token=tok).status, 200)
-
-            def trims():
-                return [l for l in s.worker_log_lines() if l.get("message") == trim]
             # the harness's own /readyz requests come before ours
-            s.wait_for(lambda: sum(l["requests"] for l in trims()) >= 21, timeout=10,
-                       what="trim lines counting every request")
-            lines = trims()
+            lines = self.trims_after_lists(s, tok, 10, counted=21)
             for line in lines:
                 self.assertEqual(line["level"], "debug", line)
                 self.assertGreater(line["requests"], 0, line)
@@ -528,25 +520,30 @@ class Logs(unittest.TestCase):
             # No request since: a thread's idle tick (1 s) passes and no
             # other trim comes.
             time.sleep(1.5)
-            self.assertEqual(trims(), lines)
-
+            self.assertEqual(idle_trim_lines(s), lines)
 
     def test_an_operators_malloc_settings_are_kept(self):
         """glibc's trim settings set by the operator (here
         MALLOC_TRIM_THRESHOLD_) are not overridden by the idle trim: the
         threads' arenas are then left to glibc (no block is freed)."""
-        trim = "idle worker gave freed memory back"
         with Stack(workers=1, env={"LOG_LEVEL": "debug",
                                    "MALLOC_TRIM_THRESHOLD_": "262144"}) as s:
-            tok = s.token()
-            for _ in range(5):
-                self.assertEqual(s.request("GET", "/orders?limit=100", token=tok).status, 200)
+            lines = self.trims_after_lists(s, s.token(), 5, counted=5)
+            self.assertEqual([l["arena_blocks_freed"] for l in lines], [0] * len(lines))
 
-            def trims():
-                return [l for l in s.worker_log_lines() if l.get("message") == trim]
-            s.wait_for(lambda: sum(l["requests"] for l in trims()) >= 5, timeout=10,
-                       what="trim lines counting the requests")
-            self.assertEqual([l["arena_blocks_freed"] for l in trims()], [0] * len(trims()))
+    def trims_after_lists(self, s, tok, lists, counted):
+        """GET /orders?limit=100 `lists` times, then the idle trims' debug
+        lines once they have counted `counted` requests in all."""
+        for _ in range(lists):
+            self.assertEqual(s.request("GET", "/orders?limit=100", token=tok).status, 200)
+        s.wait_for(lambda: sum(l["requests"] for l in idle_trim_lines(s)) >= counted,
+                   timeout=10, what="trim lines counting %d requests" % counted)
+        return idle_trim_lines(s)
+
+
+def idle_trim_lines(stack):
+    return [l for l in stack.worker_log_lines()
+            if l.get("message") == "idle worker gave freed memory back"]
 
 
 class Metrics(unittest.TestCase):
