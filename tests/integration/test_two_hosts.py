@@ -252,6 +252,13 @@ class TwoHosts(unittest.TestCase):
         for host in (a, b) + ((late,) if late is not None else ()):
             host.wait_for(lambda: host.request("GET", "/readyz").status == 200, timeout=10,
                           what="ready again")
+        # /readyz answered by one thread says nothing of the others: a
+        # thread whose connection attempt failed while the server was down
+        # tries again only PG_RECONNECT_MS (500 ms) after it, and until
+        # then answers 503 with Retry-After (adapters/store_postgres.c).
+        # Every such attempt failed before start_server returned, so once
+        # that long has passed every thread connects on its next request.
+        time.sleep(0.6)
         r = self.create(b, "after")
         self.assertEqual(self.hosts[0].request("GET", "/orders/" + r["id"], token=self.token).status, 200)
         if late is not None:
