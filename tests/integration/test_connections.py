@@ -67,6 +67,12 @@ def fcgi_response(sock):
             return out
 
 
+def healthz_on(sock, request_id=1):
+    """GET /healthz on sock; the status the worker answered."""
+    sock.sendall(fcgi_get("/healthz", request_id=request_id))
+    return status_of(fcgi_response(sock))
+
+
 def status_of(cgi_response):
     head = cgi_response.split(b"\r\n", 1)[0].decode("latin-1")
     assert head.startswith("Status: "), cgi_response[:200]
@@ -102,9 +108,7 @@ class Connections(unittest.TestCase):
     def served_on_a_new_connection(self):
         """A request on a connection of its own, sent with the connect:
         answered only by a worker that accepts."""
-        sock = self.connect()
-        sock.sendall(fcgi_get("/healthz"))
-        return status_of(fcgi_response(sock))
+        return healthz_on(self.connect())
 
     def connect(self):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -115,19 +119,15 @@ class Connections(unittest.TestCase):
 
     def test_first_request_sent_with_the_connect_is_served_and_the_connection_kept(self):
         sock = self.connect()
-        sock.sendall(fcgi_get("/healthz"))
-        self.assertEqual(status_of(fcgi_response(sock)), 200)
+        self.assertEqual(healthz_on(sock), 200)
         # kept: a second request on the same connection
-        sock.sendall(fcgi_get("/healthz", request_id=2))
-        self.assertEqual(status_of(fcgi_response(sock)), 200)
+        self.assertEqual(healthz_on(sock, request_id=2), 200)
         self.assertEqual(self.served_on_a_new_connection(), 200)
 
     def test_first_request_sent_after_the_accept_is_served_and_accepting_resumes(self):
         sock = self.connect_unanswered()
-        sock.sendall(fcgi_get("/healthz"))
-        self.assertEqual(status_of(fcgi_response(sock)), 200)
-        sock.sendall(fcgi_get("/healthz", request_id=2))
-        self.assertEqual(status_of(fcgi_response(sock)), 200)
+        self.assertEqual(healthz_on(sock), 200)
+        self.assertEqual(healthz_on(sock, request_id=2), 200)
         # taking that first request armed the listening socket again
         self.assertEqual(self.served_on_a_new_connection(), 200)
 
@@ -137,12 +137,12 @@ class Connections(unittest.TestCase):
 
     def test_a_burst_of_new_connections_is_served_in_full(self):
         socks = [self.connect() for _ in range(16)]
-        for sock in socks:
-            sock.sendall(fcgi_get("/healthz"))
-        self.assertEqual([status_of(fcgi_response(s)) for s in socks], [200] * 16)
-        for sock in socks:
-            sock.sendall(fcgi_get("/healthz", request_id=2))
-        self.assertEqual([status_of(fcgi_response(s)) for s in socks], [200] * 16)
+        # all sent before any is read: the first round on new connections,
+        # the second on the same ones, kept
+        for request_id in (1, 2):
+            for sock in socks:
+                sock.sendall(fcgi_get("/healthz", request_id=request_id))
+            self.assertEqual([status_of(fcgi_response(s)) for s in socks], [200] * 16)
 
 
 if __name__ == "__main__":
