@@ -36,7 +36,7 @@ RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 
 # A port nobody listens on now, outside the range outgoing connections take
 # their source ports from (harness.free_port says why).
-from harness import free_port  # noqa: E402,F401
+from harness import free_port, wait_own_server  # noqa: E402,F401
 
 
 def port_open(port):
@@ -202,15 +202,19 @@ class RabbitBroker:
                                      stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      start_new_session=True)
         out.close()
-        deadline = time.monotonic() + self.BOOT_TIMEOUT
-        while time.monotonic() < deadline:
+        def alive():
             if self.proc.poll() is not None:
                 raise AssertionError("rabbitmq-server exited (%s):\n%s" % (self.proc.returncode, self.log()))
+
+        def ready():
             try:
                 self.connection().close()
-                return self
+                return True
             except Exception:  # not accepting AMQP yet
-                time.sleep(0.2)
+                return False
+        # Our broker's answer only (harness.wait_own_server says why).
+        if wait_own_server(self.port, {self.proc.pid}, ready, alive, self.BOOT_TIMEOUT, interval=0.2):
+            return self
         raise AssertionError("rabbitmq-server not ready within %ds:\n%s" % (self.BOOT_TIMEOUT, self.log()))
 
     def stop(self):
@@ -318,13 +322,12 @@ class NatsBroker:
              "-sd", os.path.join(self.dir, "jetstream"), "-n", "orders-test-%d" % self.port] + self.auth,
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         out.close()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        def alive():
             if self.proc.poll() is not None:
                 raise AssertionError("nats-server exited:\n" + self.log())
-            if port_open(self.port):
-                return self
-            time.sleep(0.05)
+        # Our server's answer only (harness.wait_own_server says why).
+        if wait_own_server(self.port, {self.proc.pid}, lambda: port_open(self.port), alive, 20):
+            return self
         raise AssertionError("nats-server not ready:\n" + self.log())
 
     def stop(self):

@@ -69,6 +69,89 @@ def free_port():
         return s.getsockname()[1]
 
 
+def session_pids(sessions):
+    """Every process whose session is one of these (ids of the processes
+    started with start_new_session=True, their session leaders)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            if os.getsid(int(d)) in sessions:
+                pids.append(int(d))
+        except OSError:
+            pass
+    return pids
+
+
+# Local addresses of /proc/net/tcp{,6} (hex, as the kernel writes them) at
+# which a listener takes a connection to 127.0.0.1.
+_LOOPBACK_V4 = {"0100007F", "00000000"}
+_LOOPBACK_V6 = {"00000000000000000000000000000000", "0000000000000000FFFF00000100007F"}
+_TCP_LISTEN = "0A"
+
+
+def _listening_inodes(port):
+    """Inodes of the sockets that take a connection to 127.0.0.1:port."""
+    inodes = set()
+    for path, addresses in (("/proc/net/tcp", _LOOPBACK_V4), ("/proc/net/tcp6", _LOOPBACK_V6)):
+        try:
+            with open(path) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            address, _, hex_port = fields[1].partition(":")
+            if fields[3] == _TCP_LISTEN and int(hex_port, 16) == port and address in addresses:
+                inodes.add(fields[9])
+    return inodes
+
+
+def own_listener(port, sessions):
+    """The listening sockets (inodes) that answer 127.0.0.1:port, when every
+    one of them is held open by a process of these sessions; None when
+    nobody listens there or someone else's server does."""
+    inodes = _listening_inodes(port)
+    if not inodes:
+        return None
+    held = set()
+    for pid in session_pids(sessions):
+        try:
+            fds = os.listdir("/proc/%d/fd" % pid)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                held.add(link[8:-1])
+    return frozenset(inodes) if inodes <= held else None
+
+
+def wait_own_server(port, sessions, ready, alive, timeout, interval=0.05):
+    """Waits for ready(), a probe of 127.0.0.1:port, to say yes about OUR
+    server: one that processes of these sessions started.  A free port is
+    free only when picked: another test's server may take it before ours
+    binds, and would then answer the probe while ours fails to bind.  So
+    the probe counts only when the port's listener is ours just before it
+    and the same socket just after it (a socket listens until closed: the
+    answer came from it), with alive() quiet both times.  alive() raises
+    once our server has exited (the caller's account of why, e.g. the port
+    was taken).  True once ready, False when timeout seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive()
+        held = own_listener(port, sessions)
+        if held is not None and ready() and own_listener(port, sessions) == held:
+            alive()
+            return True
+        time.sleep(interval)
+    return False
+
+
 def load_vectors():
     with open(VECTORS_PATH) as f:
         return json.load(f)
@@ -90,12 +173,15 @@ class Response:
 
 class Stack:
     def __init__(self, workers=2, env=None, start_timeout=30, private_dir=False,
-                 wait_path="/readyz"):
+                 wait_path="/readyz", port=None):
         """private_dir: leave the temporary directory holding RUNTIME_DIR
         at mode 0700, closed to WORKER_USER (as a clone under /root is).
         wait_path: start() returns once it answers 200 (/healthz for a
-        stack that is up but not ready)."""
+        stack that is up but not ready).  port: the port of the first
+        attempt (a test of the harness itself); free_port() otherwise and
+        for every attempt after it."""
         self.wait_path = wait_path
+        self.first_port = port
         self.workers = workers
         self.private_dir = private_dir
         self.extra_env = dict(env or {})
@@ -134,7 +220,7 @@ class Stack:
         if os.geteuid() == 0 and not self.private_dir:
             # The workers run as www-data and must reach their runtime dir.
             os.chmod(self.dir, 0o755)
-        self.port = free_port()
+        self.port, self.first_port = self.first_port or free_port(), None
         self.base = "http://127.0.0.1:%d" % self.port
         self.env = dict(os.environ)
         self.env.update({
@@ -159,16 +245,20 @@ class Stack:
             self.proc = subprocess.Popen(
                 [os.path.join(ROOT, "scripts", "run-stack")], env=self.env, cwd=self.dir,
                 stdout=out, stderr=err, start_new_session=True)
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
+        def alive():
             if self.proc.poll() is not None:
                 raise AssertionError("run-stack exited early (%s):\n%s" % (self.proc.returncode, self.logs()))
+
+        def ready():
             try:
-                if self.request("GET", self.wait_path).status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
+                return self.request("GET", self.wait_path).status == 200
+            except (OSError, http.client.HTTPException):
+                return False
+        # Only our own nginx's answer counts: when another test's server
+        # took the port first, ours fails to bind, run-stack exits with
+        # PORT_TAKEN in its logs, and start() tries another port.
+        if wait_own_server(self.port, {self.proc.pid}, ready, alive, self.start_timeout):
+            return
         self.kill()
         raise AssertionError("stack not ready within %ss:\n%s" % (self.start_timeout, self.logs()))
 
@@ -197,16 +287,7 @@ class Stack:
 
     def process_ids(self):
         """Every process in the stack's session (it started a new one)."""
-        pids = []
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                if os.getsid(int(d)) == self.proc.pid:
-                    pids.append(int(d))
-            except OSError:
-                pass
-        return pids
+        return session_pids({self.proc.pid})
 
     def stop(self, check=True, timeout=20):
         if self.proc is None:

@@ -23,7 +23,7 @@ import unittest
 import urllib.parse
 import urllib.request
 
-from harness import ROOT, Stack, free_port
+from harness import ROOT, Stack, free_port, wait_own_server
 
 RULES = os.path.join(ROOT, "deploy", "prometheus", "orders-alerts.yml")
 RULE_TESTS = os.path.join(ROOT, "deploy", "prometheus", "orders-alerts.test.yml")
@@ -122,12 +122,24 @@ class DashboardOnARealService(unittest.TestCase):
         cls.proc = subprocess.Popen(
             [cls.prometheus, "--config.file=" + config, "--storage.tsdb.path=" + os.path.join(cls.dir, "data"),
              "--web.listen-address=127.0.0.1:%d" % cls.port, "--storage.tsdb.retention.time=1h"],
-            stdout=cls.log, stderr=subprocess.STDOUT, cwd=cls.dir)
+            stdout=cls.log, stderr=subprocess.STDOUT, cwd=cls.dir, start_new_session=True)
         cls.stop_load = threading.Event()
         cls.load_errors = []
         cls.load = threading.Thread(target=cls.run_load, daemon=True)
         try:
-            cls.wait(lambda: cls.api("/-/ready", raw=True), 30, "Prometheus ready")
+            def alive():
+                if cls.proc.poll() is not None:
+                    with open(os.path.join(cls.dir, "prometheus.log"), errors="replace") as f:
+                        raise AssertionError("prometheus exited (%s):\n%s" % (cls.proc.returncode, f.read()[-3000:]))
+
+            def ready():
+                try:
+                    return cls.api("/-/ready", raw=True)
+                except OSError:
+                    return False
+            # Our Prometheus's answer only (harness.wait_own_server says why).
+            if not wait_own_server(cls.port, {cls.proc.pid}, ready, alive, 30, interval=0.2):
+                raise AssertionError("timed out after 30s waiting for Prometheus ready")
             cls.load.start()
             # Enough scrapes for a rate over GRAFANA_VARIABLES' window, and
             # the rules evaluated at least once.

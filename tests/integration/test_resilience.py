@@ -213,8 +213,8 @@ class StopAndReload(unittest.TestCase):
     def test_sigterm_during_load_gives_no_502(self):
         s = Stack(workers=2)
         s.start()
-        s.tok = s.token()
         try:
+            s.tok = s.token()
             with Load(s, threads=4, make=lambda st: st.request("GET", "/orders?limit=5", token=st.tok)) as load:
                 # The stop comes once the load is really being served (a
                 # fixed pause saw only 4 answers under ASan on a busy machine).

@@ -4,6 +4,7 @@ and Ctrl-C (SIGINT) stops every process it started and exits 0; a request
 in flight when Ctrl-C comes is answered, not dropped (run-stack stops its
 children in order: nginx stops accepting and finishes, then the pool, then
 the publisher)."""
+import http.server
 import json
 import os
 import re
@@ -11,11 +12,12 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import urllib.request
 
-from harness import BUILD, ROOT, Stack, free_port
+from harness import BUILD, ROOT, Stack, free_port, own_listener, wait_own_server
 
 
 class Serve(unittest.TestCase):
@@ -31,16 +33,16 @@ class Serve(unittest.TestCase):
         with open(out_path, "wb") as out:
             proc = subprocess.Popen([os.path.join(ROOT, "scripts", "serve")], env=env, cwd=tmp,
                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        def output():
+            with open(out_path, errors="replace") as f:
+                return f.read()
         try:
-            deadline = time.monotonic() + 60
-            text = ""
-            while time.monotonic() < deadline:
-                with open(out_path, errors="replace") as f:
-                    text = f.read()
-                if "TOKEN=" in text:
-                    break
-                self.assertIsNone(proc.poll(), text)
-                time.sleep(0.1)
+            # The example printed, by our own stack (scripts/serve waits on
+            # /readyz, which another test's server on the port would answer).
+            self.assertTrue(wait_own_server(port, {proc.pid}, lambda: "TOKEN=" in output(),
+                                            lambda: self.assertIsNone(proc.poll(), output()), 60,
+                                            interval=0.1), output())
+            text = output()
             with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=5) as r:
                 self.assertEqual(json.load(r), {"status": "ok"})
             secret = os.path.join(tmp, "var", "jwt-secret")
@@ -123,6 +125,44 @@ class CtrlC(unittest.TestCase):
         # The supervisor knows the stop is a stop: no restart reported.
         self.assertNotIn("restarting", logs)
         self.assertIn("run-stack: stopped", logs)
+
+
+class AnotherServerOnThePort(unittest.TestCase):
+    def test_the_harness_takes_only_its_own_stacks_answer(self):
+        """The port the harness picked was taken, before our nginx bound
+        it, by another test's server, which answers /readyz 200.  Stack.start
+        must not take that answer for its stack's: our nginx cannot bind,
+        run-stack exits, and the stack starts again on another port."""
+        class Impostor(http.server.BaseHTTPRequestHandler):
+            asked = []
+
+            def do_GET(self):
+                Impostor.asked.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.send_header("X-Impostor", "1")
+                self.end_headers()
+
+            def log_message(self, fmt, *args):
+                pass
+
+        impostor = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Impostor)
+        thread = threading.Thread(target=impostor.serve_forever, kwargs={"poll_interval": 0.05},
+                                  daemon=True)
+        thread.start()
+        taken = impostor.server_address[1]
+        try:
+            with Stack(workers=1, port=taken) as s:
+                self.assertNotEqual(s.port, taken)
+                r = s.request("GET", "/readyz")
+                self.assertEqual(r.status, 200)
+                self.assertNotIn("x-impostor", r.headers)
+                self.assertIsNotNone(own_listener(s.port, {s.proc.pid}))
+            self.assertEqual(Impostor.asked, [], "the impostor was asked")
+        finally:
+            impostor.shutdown()
+            impostor.server_close()
+            thread.join(timeout=5)
 
 
 def unread_by_server(port, client_port):

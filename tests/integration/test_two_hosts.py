@@ -232,6 +232,9 @@ class TwoHosts(unittest.TestCase):
             # A third host started now: it cannot migrate, but it serves.
             late = Stack(workers=1, env={"DATABASE_URL": late_url, "EVENT_SINK": self.sink.url},
                          start_timeout=60)
+            # Stopped (and checked) whatever the outcome: a failed assertion
+            # below must not leave the third stack running.
+            self.addCleanup(late.stop)
             starting = threading.Thread(target=late.start)
             starting.start()
 
@@ -264,7 +267,6 @@ class TwoHosts(unittest.TestCase):
         if late is not None:
             self.assertEqual(late.request("POST", "/orders", body=json.dumps(
                 {"customerId": "late", "items": ["i"]}), headers=JSON, token=self.token).status, 201)
-            late.stop()
 
 
 if __name__ == "__main__":
