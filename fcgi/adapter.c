@@ -13,7 +13,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <fcgiapp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -366,11 +368,27 @@ static void watchdog_end(int thread)
  * connection) a second connection, and a third, which then wait behind
  * whatever request that thread serves next, however long, while other
  * workers sit idle.
+ *
+ * An accept that fails for want of a resource (EMFILE: the worker is at
+ * its RLIMIT_NOFILE; ENFILE, ENOBUFS, ENOMEM) leaves the connection in the
+ * backlog, so the listening socket, re-armed at once, is ready again at
+ * once: the threads spun on accept4 at full CPU until a descriptor came
+ * free.  So such a failure pauses accepting instead, as nginx and OpenBSD's
+ * httpd do: the listening socket stays disarmed, and the pause timer (a
+ * timerfd in the same set, one-shot too) re-arms it FCGI_ACCEPT_PAUSE_MS
+ * later, or a connection's close does, earlier, since that freed a
+ * descriptor.  The pause holds the socket's one re-arm: whichever of the
+ * two ends it first (accept_paused, swapped) re-arms, the other finds
+ * nothing to do.  The threads serve the connections the worker has
+ * meanwhile; nothing sleeps.
  */
 #define FCGI_IDLE_TICK_MS 1000   /* a sleeping thread looks at the stop flag */
 #define FCGI_TRIM_IDLE_MS 200    /* ... and, requests served since the last
                                   * trim, at whether the worker went quiet */
 #define FCGI_RETIRE_TICK_MS 50   /* ... and, once retiring, at the connections */
+#define FCGI_ACCEPT_PAUSE_MS 100 /* no accept after one failed for want of a
+                                  * resource, unless a connection closes */
+#define FCGI_ACCEPT_WARN_MS 1000 /* at most one warning line a second about it */
 
 /* What the serving threads of one worker share. */
 struct fcgi_pool {
@@ -385,8 +403,13 @@ struct fcgi_pool {
                                     * refuses one */
     atomic_bool retiring;          /* no more accepts */
     atomic_int open_conns;         /* accepted and not yet closed */
+    atomic_bool accept_paused;     /* the pause holds the listening socket's
+                                    * re-arm: fcgi_end_pause */
+    atomic_ullong accept_failures; /* failed accepts since the last warning */
+    _Atomic long long accept_warned_ms; /* monotonic ms of that warning, 0: none */
     int epoll_fd;
     int listen_fd;
+    int pause_fd;                  /* timerfd: the pause's end */
     sigset_t wait_mask;            /* the mask while waiting in epoll */
     struct scoreboard *sb;         /* this worker's slot of the pool's status */
     struct fcgi_thread *threads;   /* all of them, for fcgi_wake_threads */
@@ -478,10 +501,88 @@ static void fcgi_resume_accepting(struct fcgi_pool *p)
         fcgi_arm(p, EPOLL_CTL_MOD, p->listen_fd, false);
 }
 
+/* Ends a pause of accepting, if one is on: re-arms the listening socket,
+ * once per pause however many closes and timer events come (the swap). */
+static void fcgi_end_pause(struct fcgi_pool *p)
+{
+    if (atomic_load(&p->accept_paused) && atomic_exchange(&p->accept_paused, false))
+        fcgi_resume_accepting(p);
+}
+
+/* The pause timer fired.  Its count is read so that the timerfd is not
+ * ready when next armed; nothing to read (EAGAIN) when a later pause set
+ * it again meanwhile, and then this ends that pause a little early, which
+ * is harmless: still one re-arm for the one disarm. */
+static void fcgi_pause_over(struct fcgi_pool *p)
+{
+    uint64_t expirations;
+    ssize_t n = read(p->pause_fd, &expirations, sizeof expirations);
+    (void)n;
+    fcgi_end_pause(p);
+}
+
+/* A connection is gone (closed here, or by libfcgi): a descriptor came
+ * free, so a pause for want of one can end now. */
+static void fcgi_conn_gone(struct fcgi_pool *p)
+{
+    atomic_fetch_sub(&p->open_conns, 1);
+    fcgi_end_pause(p);
+}
+
 static void fcgi_close_conn(struct fcgi_pool *p, int fd)
 {
     close(fd); /* which also takes it out of the epoll set */
-    atomic_fetch_sub(&p->open_conns, 1);
+    fcgi_conn_gone(p);
+}
+
+/* True for the accept failures that the next try may not repeat: another
+ * worker took the connection (EAGAIN), a signal, a connection reset while
+ * it waited.  Anything else (EMFILE, ENFILE, ENOBUFS, ENOMEM, or an error
+ * no try would clear) pauses accepting. */
+static bool fcgi_accept_retry_now(int err)
+{
+    return err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED;
+}
+
+/* One structured warning a second at most per worker, never one per
+ * failed accept: during a pause they come ten a second. */
+static void fcgi_warn_accept_failed(struct fcgi_thread *t, int err)
+{
+    struct fcgi_pool *p = t->pool;
+    atomic_fetch_add(&p->accept_failures, 1);
+    long long now = (long long)clock_monotonic_ms();
+    long long last = atomic_load(&p->accept_warned_ms);
+    if ((last != 0 && now - last < FCGI_ACCEPT_WARN_MS) ||
+        !atomic_compare_exchange_strong(&p->accept_warned_ms, &last, now))
+        return;
+    struct rlimit files;
+    long long limit = getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY
+                          ? (long long)files.rlim_cur
+                          : -1;
+    struct log_field f[] = {
+        LOG_STR("error", strerror(err)),
+        LOG_INT("failed_accepts", (long long)atomic_exchange(&p->accept_failures, 0)),
+        LOG_INT("open_connections", atomic_load(&p->open_conns)),
+        LOG_INT("open_files_limit", limit),
+        LOG_INT("pause_ms", FCGI_ACCEPT_PAUSE_MS)};
+    log_emit(&t->app->log, LOG_WARN, NULL,
+             "cannot accept a connection; accepting again after a pause or a close",
+             f, LOG_COUNT(f));
+}
+
+/* The listening socket stays disarmed until the pause ends
+ * (fcgi_end_pause).  The timer is set before its entry is re-armed, so
+ * that no count left from an earlier pause makes it ready at once. */
+static void fcgi_pause_accepting(struct fcgi_thread *t, int err)
+{
+    struct fcgi_pool *p = t->pool;
+    fcgi_warn_accept_failed(t, err);
+    struct itimerspec when = {.it_value = {.tv_sec = FCGI_ACCEPT_PAUSE_MS / 1000,
+                                           .tv_nsec = FCGI_ACCEPT_PAUSE_MS % 1000 * 1000000L}};
+    atomic_store(&p->accept_paused, true);
+    if (timerfd_settime(p->pause_fd, 0, &when, NULL) != 0 ||
+        fcgi_arm(p, EPOLL_CTL_MOD, p->pause_fd, false) != 0)
+        fcgi_end_pause(p); /* no timer (EINVAL, ENOMEM): accept again at once */
 }
 
 static void fcgi_serve_conn(struct fcgi_thread *t, int fd, bool fresh, bool registered);
@@ -518,9 +619,11 @@ static void fcgi_accept_one(struct fcgi_thread *t)
     }
     int fd = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC);
     if (fd < 0) {
-        /* EAGAIN: another worker won it; anything else the next try
-         * reports again. */
-        fcgi_resume_accepting(p);
+        int err = errno;
+        if (fcgi_accept_retry_now(err))
+            fcgi_resume_accepting(p);
+        else
+            fcgi_pause_accepting(t, err);
         return;
     }
     atomic_fetch_add(&p->open_conns, 1);
@@ -576,7 +679,7 @@ static void fcgi_serve_conn(struct fcgi_thread *t, int fd, bool fresh, bool regi
      * broken request it closes the connection and returns < 0. */
     if (FCGX_Accept_r(fr) < 0) {
         fr->ipcFd = -1;
-        atomic_fetch_sub(&p->open_conns, 1);
+        fcgi_conn_gone(p);
         return;
     }
     double begun_ms = clock_monotonic_ms();
@@ -764,6 +867,8 @@ static void fcgi_thread_serve(struct fcgi_thread *t)
         int fd = (int)(uint32_t)ev.data.u64;
         if (fd == p->listen_fd)
             fcgi_accept_one(t);
+        else if (fd == p->pause_fd)
+            fcgi_pause_over(p);
         else
             fcgi_serve_conn(t, fd, (ev.data.u64 & FCGI_FRESH) != 0, true);
     }
@@ -784,7 +889,7 @@ unsigned long fcgi_serve(struct app *const *apps, int threads,
     if (threads < 1 || threads > FCGI_MAX_THREADS)
         return 0;
     struct fcgi_pool pool = {.stop = stop, .max_requests = max_requests,
-                             .epoll_fd = -1, .listen_fd = 0, .sb = sb,
+                             .epoll_fd = -1, .listen_fd = 0, .pause_fd = -1, .sb = sb,
                              .threads_lock = PTHREAD_MUTEX_INITIALIZER};
     atomic_init(&pool.served, 0);
     atomic_init(&pool.trimmed_at, 0);
@@ -792,6 +897,9 @@ unsigned long fcgi_serve(struct app *const *apps, int threads,
     atomic_init(&pool.trim_arenas, fcgi_may_set_malloc());
     atomic_init(&pool.retiring, false);
     atomic_init(&pool.open_conns, 0);
+    atomic_init(&pool.accept_paused, false);
+    atomic_init(&pool.accept_failures, 0);
+    atomic_init(&pool.accept_warned_ms, 0);
     struct fcgi_thread *t = calloc((size_t)threads, sizeof *t);
     pool.threads = t;
     pool.thread_count = t != NULL ? threads : 0;
@@ -805,7 +913,9 @@ unsigned long fcgi_serve(struct app *const *apps, int threads,
               fcntl(pool.listen_fd, F_SETFL, flags | O_NONBLOCK) == 0 &&
               watchdog_install(watchdog_s) == 0 &&
               (pool.epoll_fd = epoll_create1(EPOLL_CLOEXEC)) >= 0 &&
-              fcgi_arm(&pool, EPOLL_CTL_ADD, pool.listen_fd, false) == 0;
+              fcgi_arm(&pool, EPOLL_CTL_ADD, pool.listen_fd, false) == 0 &&
+              (pool.pause_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) >= 0 &&
+              fcgi_arm(&pool, EPOLL_CTL_ADD, pool.pause_fd, false) == 0;
     sigdelset(&pool.wait_mask, SIGTERM);
     sigdelset(&pool.wait_mask, SIGINT);
     int ready = 0; /* threads whose request and exchange are set up */
@@ -860,6 +970,8 @@ unsigned long fcgi_serve(struct app *const *apps, int threads,
         free(t[i].x);
         free(atomic_load(&t[i].arena_probe));
     }
+    if (pool.pause_fd >= 0)
+        close(pool.pause_fd);
     if (pool.epoll_fd >= 0)
         close(pool.epoll_fd);
     free(t);

@@ -453,6 +453,19 @@ class Stack:
         return sqlite3.connect(path, timeout=10)
 
 
+def pool_workers(stack):
+    """pids of the FastCGI workers (children running --worker)."""
+    out = []
+    for pid in stack.process_ids():
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                if f.read().split(b"\0")[1:2] == [b"--worker"]:
+                    out.append(pid)
+        except (OSError, IndexError):
+            pass
+    return out
+
+
 def assert_problem(test, res, status, type_, instance=None):
     """res is a problem document of this status and type."""
     test.assertEqual(res.status, status, res)

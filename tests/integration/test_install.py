@@ -538,6 +538,9 @@ class InstallLayout(unittest.TestCase):
         self.assertIn("Requires=orders-migrate.service", text)
         self.assertIn("RuntimeDirectory=orders", text)
         self.assertIn("-s /run/orders/orders.sock -M 0660", text)
+        # nginx's kept connections to the pool can outnumber systemd's
+        # default of 1024 descriptors in one worker
+        self.assertEqual(unit_settings(text).get("LimitNOFILE"), ["65536"])
 
     def test_site_renderer_takes_the_services_timeout(self):
         """orders-nginx-site renders the installed template, as the run

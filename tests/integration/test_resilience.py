@@ -12,22 +12,9 @@ import threading
 import time
 import unittest
 
-from harness import BUILD, Stack, assert_problem
+from harness import BUILD, Stack, assert_problem, pool_workers
 
 ORDER = {"customerId": "customer-r", "items": ["item-1"]}
-
-
-def pool_workers(stack):
-    """pids of the FastCGI workers (children running --worker)."""
-    out = []
-    for pid in stack.process_ids():
-        try:
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                if f.read().split(b"\0")[1:2] == [b"--worker"]:
-                    out.append(pid)
-        except (OSError, IndexError):
-            pass
-    return out
 
 
 def process_named(stack, name):
