@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -197,6 +198,12 @@ class Stack:
         return self
 
     def __exit__(self, *exc):
+        if exc[0] is not None:
+            # The test failed inside the stack's block: what the stack said
+            # is removed with its directory, and a rare failure (a 502 in a
+            # fresh-clone run) cannot be explained afterwards without it.
+            sys.stderr.write("\n--- the stack's logs when the test failed (%s) ---\n%s\n---\n"
+                             % (self.dir, self.logs()))
         self.stop(check=exc[0] is None)
 
     # nginx cannot bind a port that was free a moment ago (another
