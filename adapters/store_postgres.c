@@ -45,10 +45,13 @@
  *
  * Unreachable database: every operation first makes sure the connection is
  * alive (a server restart leaves a closed socket, noticed without a query)
- * and reconnects, at most every PG_RECONNECT_MS; when it cannot, it answers
- * STORE_BUSY (503 with Retry-After), and the worker migrates on its first
- * success if it could not at start.  A write whose connection failed before
- * its outcome was known is answered STORE_BUSY, never acknowledged.
+ * and reconnects; when it cannot, it answers STORE_BUSY (503 with
+ * Retry-After) and tries again no sooner than PG_RECONNECT_MS after that
+ * failed attempt, and the worker migrates on its first success if it could
+ * not at start.  Only a failed attempt holds the next one back: a
+ * connection lost however soon after it was made is replaced at once.  A
+ * write whose connection failed before its outcome was known is answered
+ * STORE_BUSY, never acknowledged.
  */
 #include "store_postgres.h"
 
@@ -383,6 +386,7 @@ static enum store_status pg_ready(struct pg_store *s)
         double now = clock_monotonic_ms();
         if (now < s->next_connect_ms)
             return STORE_BUSY; /* s->error still says why */
+        /* Held back if this attempt fails; lifted below once it succeeds. */
         s->next_connect_ms = now + PG_RECONNECT_MS;
         /* Defaults first: what the URL says wins (expand_dbname). */
         const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
@@ -404,6 +408,12 @@ static enum store_status pg_ready(struct pg_store *s)
             pg_drop(s);
             return why;
         }
+        /* Connected: the throttle is for a server that refused us, not
+         * for one that accepted.  Kept, a connection lost within
+         * PG_RECONNECT_MS of being made (a restart right after a
+         * reconnect) left the thread answering 503 without trying while
+         * the server accepted connections. */
+        s->next_connect_ms = 0;
     }
     if (s->migrate_wanted && !s->migrated)
         return pg_migrate_now(s);
@@ -411,7 +421,8 @@ static enum store_status pg_ready(struct pg_store *s)
 }
 
 /* After an operation's statement failed on a connection pg_ready had
- * found alive: whether to run it again, once, on a fresh connection.  Only
+ * found alive: whether to run it again, once, on a fresh connection (no
+ * throttle holds it back: that connection was made successfully).  Only
  * when the connection was lost (dropped: s->conn is NULL) and the statement
  * changed nothing whatever reached the server: a read, or a BEGIN.  Never
  * after a write or COMMIT whose outcome is unknown (the caller answers
@@ -424,7 +435,6 @@ static bool pg_retry(struct pg_store *s, enum store_status r, int *retried)
     if (r != STORE_BUSY || s->conn != NULL || *retried > 0)
         return false;
     (*retried)++;
-    s->next_connect_ms = 0; /* lift the reconnect throttle, this once */
     return true;
 }
 
@@ -1298,7 +1308,7 @@ static int pg_change_fd(struct store *st)
             pg_drop(s);
     }
     if (s->conn == NULL)
-        (void)pg_ready(s); /* throttled: at most every PG_RECONNECT_MS */
+        (void)pg_ready(s); /* not within PG_RECONNECT_MS of a failed attempt */
     return s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK ? PQsocket(s->conn) : -1;
 }
 

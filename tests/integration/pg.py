@@ -98,7 +98,8 @@ class Postgres:
                                       "immediate", "-w", "-t", "30", "stop"]),
                            capture_output=True, timeout=60)
         finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            if os.environ.get("ORDERS_KEEP_TMP") is None:  # as harness.Stack keeps its own
+                shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
 
     def stop_server(self, mode="fast"):
@@ -139,18 +140,25 @@ class Postgres:
         return rows
 
 
-class Holder:
-    """A transaction left open in a psql of its own, holding the locks its
-    statement took until execute("ROLLBACK"), then close()."""
+class Session:
+    """One psql kept open: its statements run on one connection, and run()
+    returns once psql has finished them (a psql of its own per statement
+    takes most of a second to start on a loaded machine)."""
 
-    def __init__(self, url, sql, timeout=30):
+    def __init__(self, url):
         self.proc = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", "-d", url],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, bufsize=0)
-        self.proc.stdin.write(("BEGIN;\n%s;\n\\echo held\n" % sql).encode())
+        self.marks = itertools.count(1)
+
+    def run(self, sql, timeout=30, what=None):
+        """The statements' output lines; psql is killed and the test fails
+        when they fail or do not finish in time."""
+        mark = "done %d" % next(self.marks)
+        self.proc.stdin.write(("%s;\n\\echo %s\n" % (sql, mark)).encode())
         self.proc.stdin.flush()
         deadline, out = time.monotonic() + timeout, b""
-        while b"held\n" not in out:  # the statement's rows, then ours
+        while (mark + "\n").encode() not in out:  # the statements' rows, then ours
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
                 break
@@ -158,12 +166,15 @@ class Holder:
             if not chunk:
                 break
             out += chunk
-        if b"held\n" not in out:
+        if (mark + "\n").encode() not in out:
             self.proc.kill()
-            raise AssertionError("psql did not take the lock (%s): %r %r"
-                                 % (sql, out, self.proc.stderr.read()))
+            raise AssertionError("psql: %s (%s): %r %r"
+                                 % (what or "statements failed or hung", sql, out, self.proc.stderr.read()))
+        text = out.decode()
+        return text[:text.index(mark + "\n")].splitlines()
 
     def execute(self, sql):
+        """Sent without waiting for it."""
         self.proc.stdin.write((sql + ";\n").encode())
         self.proc.stdin.flush()
 
@@ -173,6 +184,15 @@ class Holder:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.communicate()
+
+
+class Holder(Session):
+    """A transaction left open in a psql of its own, holding the locks its
+    statement took until execute("ROLLBACK"), then close()."""
+
+    def __init__(self, url, sql, timeout=30):
+        super().__init__(url)
+        self.run("BEGIN;\n" + sql, timeout, what="did not take the lock")
 
 
 def sql_literal(v):

@@ -207,6 +207,38 @@ class TwoHosts(unittest.TestCase):
             said = [l for l in host.worker_log_lines() if l.get("message") == "database message"]
             self.assertIn("57P01", {l.get("sqlstate") for l in said})
 
+    def test_4c_connection_lost_right_after_connecting(self):
+        """A connection lost moments after it was made is replaced at once,
+        so no 503 while the server accepts connections.  The reconnect
+        throttle holds back only an attempt after a failed one: 4b failed
+        when the thread answering it had reconnected in the warm-up (its
+        connection broken by test 4's restart) less than PG_RECONNECT_MS
+        before the restart, and then answered 503 without trying.  Here the
+        server ends the connection itself (pg_terminate_backend, waiting
+        until it is gone), at once and while it accepts; one serving
+        thread, so each request meets the connection the one before made."""
+        url = self.pg.create_database() + "&application_name=orders-4c"
+        one = Stack(workers=1, env={"DATABASE_URL": url, "WORKER_THREADS": "1"})
+        self.addCleanup(one.stop)
+        one.start()
+        session = pg.Session(self.pg.url("orders"))
+        self.addCleanup(session.close)
+        terminate = ("SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity"
+                     " WHERE application_name = 'orders-4c' AND backend_type = 'client backend'")
+        answers = []  # (status, ms since the connection was ended)
+        for _ in range(4):
+            # The worker's connection (made at its start, then by the
+            # request before), and the publisher's when it has one.
+            self.assertGreaterEqual(int(session.run(terminate)[0]), 1, answers)
+            ended = time.monotonic()
+            r = one.request("POST", "/orders", body=json.dumps({"customerId": "4c", "items": ["i"]}),
+                            headers=JSON, token=self.token)
+            answers.append((r.status, round((time.monotonic() - ended) * 1000)))
+            self.assertEqual(r.status, 201, answers)
+        lost = [l for l in one.worker_log_lines()
+                if l.get("service") == "orders" and l.get("message") == "database message"]
+        self.assertGreaterEqual(len(lost), 4, "each request found its connection ended")
+
     def test_5_database_down_then_back(self):
         """Unreachable database: 503 problems with Retry-After and /readyz
         503 on both hosts, no process restarted (no crash loop), and service
