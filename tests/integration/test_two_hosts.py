@@ -61,6 +61,17 @@ class TwoHosts(unittest.TestCase):
     def events_of(self, oid):
         return [r.event for r in self.sink.delivered() if r.event.get("subject") == oid]
 
+    def wait_out_reconnect_throttle(self):
+        """Called once the database accepts again.  A thread whose
+        connection attempt failed while it was down or starting tries
+        again only PG_RECONNECT_MS (500 ms) after that attempt, and until
+        then answers 503 with Retry-After: 1, as designed
+        (adapters/store_postgres.c); /readyz answered by one thread says
+        nothing of the others.  Every such attempt came before the server
+        accepted, so after this every thread connects on its next
+        request."""
+        time.sleep(0.6)
+
     def wait_events(self, oid, count, timeout=15):
         self.hosts[0].wait_for(lambda: len(self.events_of(oid)) >= count, timeout=timeout,
                                what="%d events of %s" % (count, oid))
@@ -178,6 +189,7 @@ class TwoHosts(unittest.TestCase):
         (pg_ctl returns once the old server is gone and the new one
         accepts)."""
         threads = int(os.environ.get("WORKER_THREADS", "4"))
+        self.wait_out_reconnect_throttle()  # after test 4's restart
         for host in self.hosts:  # every thread has a connection before
             for _ in range(host.workers * threads):
                 self.assertEqual(host.request("GET", "/orders?limit=1", token=self.token).status, 200)
@@ -287,13 +299,7 @@ class TwoHosts(unittest.TestCase):
         for host in (a, b) + ((late,) if late is not None else ()):
             host.wait_for(lambda: host.request("GET", "/readyz").status == 200, timeout=10,
                           what="ready again")
-        # /readyz answered by one thread says nothing of the others: a
-        # thread whose connection attempt failed while the server was down
-        # tries again only PG_RECONNECT_MS (500 ms) after it, and until
-        # then answers 503 with Retry-After (adapters/store_postgres.c).
-        # Every such attempt failed before start_server returned, so once
-        # that long has passed every thread connects on its next request.
-        time.sleep(0.6)
+        self.wait_out_reconnect_throttle()
         r = self.create(b, "after")
         self.assertEqual(self.hosts[0].request("GET", "/orders/" + r["id"], token=self.token).status, 200)
         if late is not None:
